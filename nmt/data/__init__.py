@@ -1,0 +1,1 @@
+"""Data: corpus recipes, parallel-text reading, SentencePiece tokenizer, token-budget batches."""

@@ -1,0 +1,148 @@
+"""Token-budget batches (the paper, section 5.1) and the Batch that builds the padding masks.
+
+Pairs of similar length are grouped so that a batch holds at most ``max_tokens`` source tokens
+and at most ``max_tokens`` target tokens, padding included. Grouping is deterministic: the same
+seed and epoch give the same batches in the same order, which is what exact resume relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def pad_sequences(
+    seqs: Sequence[Sequence[int]], *, prefix: int | None = None, suffix: int | None = None
+) -> Tensor:
+    """Right-pad id sequences with PAD into a (B, L) tensor, adding BOS/EOS-like ends if asked."""
+    head = [] if prefix is None else [prefix]
+    tail = [] if suffix is None else [suffix]
+    rows = [head + list(s) + tail for s in seqs]
+    out = torch.full((len(rows), max(map(len, rows), default=0)), PAD_ID, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    return out
+
+
+@dataclass
+class Batch:
+    """A padded batch. Masks: bool, True = a real token (the one convention of nmt)."""
+
+    src: Tensor  # (B, S) source ids + EOS
+    tgt_in: Tensor  # (B, T) BOS + target ids: the decoder's input under teacher forcing
+    tgt_out: Tensor  # (B, T) target ids + EOS: what the decoder must predict
+    indices: Tensor  # (B,) each pair's position in its corpus
+
+    @classmethod
+    def from_pairs(
+        cls, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], indices: Sequence[int]
+    ) -> Batch:
+        return cls(
+            src=pad_sequences(src, suffix=EOS_ID),
+            tgt_in=pad_sequences(tgt, prefix=BOS_ID),
+            tgt_out=pad_sequences(tgt, suffix=EOS_ID),
+            indices=torch.as_tensor(list(indices), dtype=torch.long),
+        )
+
+    @property
+    def src_mask(self) -> Tensor:
+        return self.src != PAD_ID  # (B, S)
+
+    @property
+    def tgt_mask(self) -> Tensor:
+        return self.tgt_out != PAD_ID  # (B, T)
+
+    @property
+    def num_tgt_tokens(self) -> int:
+        return int(self.tgt_mask.sum())
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(
+            src=self.src.to(device, non_blocking=True),
+            tgt_in=self.tgt_in.to(device, non_blocking=True),
+            tgt_out=self.tgt_out.to(device, non_blocking=True),
+            indices=self.indices,
+        )
+
+
+def group_by_length(
+    order: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray, max_tokens: int
+) -> list[list[int]]:
+    """Cut ``order`` (already sorted by length) into consecutive batches within the budget.
+
+    Lengths count the EOS/BOS each side gets. A single pair over the budget makes a batch alone.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest_src = longest_tgt = 0
+    for i in order.tolist():
+        s, t = int(src_lengths[i]), int(tgt_lengths[i])
+        size = len(current) + 1
+        if current and (
+            size * max(longest_src, s) > max_tokens or size * max(longest_tgt, t) > max_tokens
+        ):
+            batches.append(current)
+            current, longest_src, longest_tgt = [], 0, 0
+        current.append(i)
+        longest_src, longest_tgt = max(longest_src, s), max(longest_tgt, t)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class TokenBudgetSampler:
+    """Batches of pairs of similar length within a token budget, shuffled from a seed.
+
+    Each epoch: shuffle the pairs, sort them stably by target then source length (so ties fall
+    in a fresh random order and batches differ between epochs), cut into batches, shuffle the
+    batches. ``lengths`` are in subword tokens without the BOS/EOS that batching adds.
+    """
+
+    def __init__(
+        self,
+        src_lengths: Sequence[int] | np.ndarray,
+        tgt_lengths: Sequence[int] | np.ndarray,
+        *,
+        max_tokens: int,
+        seed: int,
+        shuffle: bool = True,
+    ) -> None:
+        self.src_lengths = np.asarray(src_lengths, dtype=np.int64) + 1
+        self.tgt_lengths = np.asarray(tgt_lengths, dtype=np.int64) + 1
+        if self.src_lengths.shape != self.tgt_lengths.shape:
+            raise ValueError("source and target length arrays differ in size")
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.shuffle = shuffle
+
+    def __len__(self) -> int:
+        return len(self.epoch_batches(0))
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        n = len(self.src_lengths)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        # lexsort: last key is primary. Stable, so equal lengths keep the shuffled order.
+        order = order[np.lexsort((self.src_lengths[order], self.tgt_lengths[order]))]
+        batches = group_by_length(order, self.src_lengths, self.tgt_lengths, self.max_tokens)
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+
+def padding_fraction(
+    batches: Sequence[Sequence[int]], src_lengths: np.ndarray, tgt_lengths: np.ndarray
+) -> tuple[float, float]:
+    """Mean share of padding per batch, (source, target); lengths include BOS/EOS."""
+    src_pad, tgt_pad = [], []
+    for batch in batches:
+        s, t = src_lengths[batch], tgt_lengths[batch]
+        src_pad.append(1.0 - s.sum() / (len(batch) * s.max()))
+        tgt_pad.append(1.0 - t.sum() / (len(batch) * t.max()))
+    return float(np.mean(src_pad)), float(np.mean(tgt_pad))

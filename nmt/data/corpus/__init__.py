@@ -1,0 +1,1 @@
+"""Corpus recipes that build real parallel text from Debian packages."""

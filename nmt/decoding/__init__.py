@@ -1,0 +1,1 @@
+"""Decoding: greedy, beam and sampling search over the model contract; the Translator."""

@@ -1,0 +1,1 @@
+"""Evaluation: sacreBLEU and chrF with their signatures."""

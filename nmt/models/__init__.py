@@ -1,0 +1,1 @@
+"""Models: the Transformer (the paper, section 3) and the recurrent encoder–decoders."""
