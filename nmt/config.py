@@ -28,7 +28,7 @@ class DataConfig(Strict):
     vocab_size: int = Field(8000, ge=16)
     """Size of the joint source–target SentencePiece BPE vocabulary (the paper: about 37,000)."""
     max_len: int = Field(128, ge=2)
-    """Training pairs with more subword tokens than this on either side are dropped (and counted)."""
+    """Training pairs with more subword tokens than this on a side are dropped (and counted)."""
 
 
 # The paper's Table 3 presets, plus a small one sized for CPU training.

@@ -18,15 +18,22 @@ from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def pad_sequences(
-    seqs: Sequence[Sequence[int]], *, prefix: int | None = None, suffix: int | None = None
+    seqs: Sequence[Sequence[int] | np.ndarray],
+    *,
+    prefix: int | None = None,
+    suffix: int | None = None,
 ) -> Tensor:
-    """Right-pad id sequences with PAD into a (B, L) tensor, adding BOS/EOS-like ends if asked."""
-    head = [] if prefix is None else [prefix]
-    tail = [] if suffix is None else [suffix]
-    rows = [head + list(s) + tail for s in seqs]
-    out = torch.full((len(rows), max(map(len, rows), default=0)), PAD_ID, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+    """Right-pad id sequences with PAD into a (B, L) tensor, adding a first/last id if asked."""
+    start = int(prefix is not None)
+    extra = start + int(suffix is not None)
+    out = torch.full((len(seqs), max((len(s) for s in seqs), default=0) + extra), PAD_ID)
+    for i, seq in enumerate(seqs):
+        n = len(seq)
+        if prefix is not None:
+            out[i, 0] = prefix
+        out[i, start : start + n] = torch.from_numpy(np.asarray(seq, dtype=np.int64))
+        if suffix is not None:
+            out[i, start + n] = suffix
     return out
 
 

@@ -1,0 +1,123 @@
+"""Translating a file (or stdin) line by line, in chunks, into a file (or stdout).
+
+Chunks of ``chunk_size`` lines are read, translated (sorted by length inside the chunk for
+dense batches) and written in input order, so a huge file never sits in memory. A file output
+is written to a temporary sibling and renamed into place at the end: a failed run leaves no
+half-written file behind. n-best output follows fairseq/Moses: ``line ||| text ||| score`` with
+0-based line numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
+
+from nmt.data.parallel import count_lines, iter_lines
+from nmt.decoding.translator import Translator
+from nmt.errors import NmtError
+
+
+def translate_file(
+    translator: Translator,
+    *,
+    input_path: Path | None,
+    output_path: Path | None,
+    beam_size: int = 4,
+    length_penalty: float = 0.6,
+    nbest: int = 1,
+    max_len_a: float = 1.0,
+    max_len_b: int = 50,
+    max_tokens: int = 4000,
+    progress: bool = True,
+    chunk_size: int = 5_000,
+) -> int:
+    """Translate ``input_path`` (None: stdin) into ``output_path`` (None: stdout); lines done.
+
+    One output line per input line, or ``nbest`` lines per input line when ``nbest`` > 1. A
+    progress bar goes to stderr when reading a file.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
+    if input_path is None:
+        lines, bar = _stdin_lines(), None
+    else:
+        total = count_lines(input_path)  # also a clear error for a missing file, before any work
+        lines = iter_lines(input_path)
+        bar = tqdm(total=total, unit="line", desc="translating", disable=not progress, file=sys.stderr)
+    done = 0
+    with _open_output(output_path) as out:
+        for chunk in _chunks(lines, chunk_size):
+            if nbest == 1:
+                texts = translator.translate(
+                    chunk, beam_size=beam_size, length_penalty=length_penalty,
+                    max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens,
+                    first_line=done + 1,
+                )  # fmt: skip
+                out.writelines(text + "\n" for text in texts)
+            else:
+                results = translator.translate_nbest(
+                    chunk, nbest=nbest, beam_size=beam_size, length_penalty=length_penalty,
+                    max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens,
+                    first_line=done + 1,
+                )  # fmt: skip
+                out.writelines(
+                    f"{done + i} ||| {t.text} ||| {t.score:.6f}\n"
+                    for i, translations in enumerate(results)
+                    for t in translations
+                )
+            out.flush()
+            done += len(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return done
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(lines)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _stdin_lines() -> Iterator[str]:
+    """stdin's lines as UTF-8 whatever the locale; invalid bytes fail with the line number."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes underneath (a test's StringIO)
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+        return
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise NmtError(
+                f"<stdin>:{number}: not valid UTF-8 (byte {exc.start + 1} of the line)"
+            ) from None
+
+
+@contextmanager
+def _open_output(path: Path | None) -> Iterator[TextIO]:
+    """stdout, or a temporary file renamed to ``path`` once everything is written."""
+    if path is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise NmtError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

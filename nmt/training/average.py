@@ -1,0 +1,55 @@
+"""`nmt average`: the mean of the last N checkpoints' weights (the paper, section 6.1)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from nmt.config import load_config
+from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
+from nmt.errors import NmtError
+from nmt.models.build import build_model
+from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, load_weights, write_model_dir
+from nmt.training.checkpoint import checkpoint_dirs
+
+log = logging.getLogger(__name__)
+
+
+def average_checkpoints(run_dir: Path, *, last: int, out_dir: Path) -> list[Path]:
+    """Average the weights of the run's last ``last`` checkpoints into a model directory."""
+    available = checkpoint_dirs(run_dir)
+    if not available:
+        raise NmtError(f"{run_dir}: no checkpoints to average")
+    if last < 1 or last > len(available):
+        raise NmtError(
+            f"{run_dir}: asked to average {last} checkpoints, {len(available)} available "
+            "(training.keep_last sets how many a run keeps)"
+        )
+    chosen = available[-last:]
+    total: dict[str, torch.Tensor] = {}
+    for path in chosen:
+        try:
+            weights = load_file(str(path / WEIGHTS_FILE))
+        except (SafetensorError, OSError) as exc:
+            raise NmtError(f"{path / WEIGHTS_FILE}: corrupt or unreadable ({exc})") from None
+        if total and weights.keys() != total.keys():
+            raise NmtError(f"{path}: its weights differ in names from {chosen[0]}")
+        for name, tensor in weights.items():
+            total[name] = total.get(name, 0) + tensor.double()
+
+    newest = chosen[-1]
+    config = load_config(newest / CONFIG_FILE)
+    model = build_model(config.model, Tokenizer.load(newest / TOKENIZER_FILE).vocab_size)
+    load_weights(model, newest / WEIGHTS_FILE)
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, summed in total.items():
+            # Tied weights are one tensor: copying into one name updates every tie.
+            state[name].copy_((summed / len(chosen)).to(state[name].dtype))
+    write_model_dir(out_dir, config=config, tokenizer_path=newest / TOKENIZER_FILE, model=model)
+    log.info("averaged %s into %s", ", ".join(p.name for p in chosen), out_dir)
+    return chosen

@@ -1,0 +1,61 @@
+"""Learning curves: metrics as JSON lines, and a plot of them next to the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nmt.models.store import atomic_write_text
+
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "curves.png"
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_metrics(path: Path, *, after_step: int) -> None:
+    """On resume, forget records written after the checkpoint resumed from (they are redone)."""
+    kept = [r for r in read_metrics(path) if r["step"] <= after_step]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def plot_metrics(metrics_path: Path, plot_path: Path) -> None:
+    """Training and dev loss against steps, and dev BLEU, as a PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    train = [r for r in records if r["split"] == "train"]
+    dev = [r for r in records if r["split"] == "dev"]
+    fig, (ax_loss, ax_bleu) = plt.subplots(1, 2, figsize=(11, 4))
+    ax_loss.plot([r["step"] for r in train], [r["nll"] for r in train], label="train cross-entropy")
+    ax_loss.plot([r["step"] for r in dev], [r["nll"] for r in dev], "o-", label="dev cross-entropy")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("nats per target token")
+    ax_loss.legend()
+    ax_bleu.plot([r["step"] for r in dev], [r.get("bleu", float("nan")) for r in dev], "o-")
+    ax_bleu.set_xlabel("step")
+    ax_bleu.set_ylabel("dev BLEU (greedy, sacreBLEU)")
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=plot_path.parent, prefix=f".{plot_path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, plot_path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
