@@ -165,6 +165,14 @@ class Config(Strict):
     training: TrainingConfig = TrainingConfig()
     decoding: DecodingConfig = DecodingConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _transformer_by_default(cls, values: Any) -> Any:
+        model = values.get("model") if isinstance(values, dict) else None
+        if isinstance(model, dict) and "arch" not in model:
+            return {**values, "model": {"arch": "transformer", **model}}
+        return values
+
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")

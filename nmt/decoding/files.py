@@ -51,23 +51,34 @@ def translate_file(
     else:
         total = count_lines(input_path)  # also a clear error for a missing file, before any work
         lines = iter_lines(input_path)
-        bar = tqdm(total=total, unit="line", desc="translating", disable=not progress, file=sys.stderr)
+        bar = tqdm(
+            total=total, unit="line", desc="translating", disable=not progress, file=sys.stderr
+        )
     done = 0
     with _open_output(output_path) as out:
         for chunk in _chunks(lines, chunk_size):
             if nbest == 1:
                 texts = translator.translate(
-                    chunk, beam_size=beam_size, length_penalty=length_penalty,
-                    max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens,
+                    chunk,
+                    beam_size=beam_size,
+                    length_penalty=length_penalty,
+                    max_len_a=max_len_a,
+                    max_len_b=max_len_b,
+                    max_tokens=max_tokens,
                     first_line=done + 1,
-                )  # fmt: skip
+                )
                 out.writelines(text + "\n" for text in texts)
             else:
                 results = translator.translate_nbest(
-                    chunk, nbest=nbest, beam_size=beam_size, length_penalty=length_penalty,
-                    max_len_a=max_len_a, max_len_b=max_len_b, max_tokens=max_tokens,
+                    chunk,
+                    nbest=nbest,
+                    beam_size=beam_size,
+                    length_penalty=length_penalty,
+                    max_len_a=max_len_a,
+                    max_len_b=max_len_b,
+                    max_tokens=max_tokens,
                     first_line=done + 1,
-                )  # fmt: skip
+                )
                 out.writelines(
                     f"{done + i} ||| {t.text} ||| {t.score:.6f}\n"
                     for i, translations in enumerate(results)

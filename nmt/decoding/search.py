@@ -13,7 +13,8 @@ Translator. Conventions shared by all three searches:
   behind the paper's numbers).
 - PAD and BOS are never produced.
 
-Shapes: B sentences, k beams, A sentences still searching, N rows (A·k in beam search), V vocabulary.
+Shapes: B sentences, k beams, A sentences still searching, N rows (A·k in beam search),
+V vocabulary.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ def generate(
         if ended.any():
             rows = ended.nonzero().squeeze(1)
             for sentence, ids, log_prob in zip(
-                active[rows].tolist(), tokens[rows, 1:-1].tolist(), total[rows].tolist(), strict=True
+                active[rows].tolist(),
+                tokens[rows, 1:-1].tolist(),
+                total[rows].tolist(),
+                strict=True,
             ):
                 outputs[sentence], log_probs_out[sentence] = ids, log_prob
             keep = (~ended).nonzero().squeeze(1)
@@ -136,10 +140,42 @@ def greedy_search(
 ) -> list[list[int]]:
     """The most probable next token at every step; token ids without BOS/EOS per sentence."""
     tokens, _ = generate(
-        model, src, src_mask, _greedy_pick, max_len_a=max_len_a, max_len_b=max_len_b,
+        model,
+        src,
+        src_mask,
+        _greedy_pick,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
         max_len_cap=max_len_cap,
-    )  # fmt: skip
+    )
     return tokens
+
+
+@torch.inference_mode()
+def greedy_hypotheses(
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_mask: Tensor,
+    *,
+    length_penalty: float = 0.6,
+    max_len_a: float = 1.0,
+    max_len_b: int = 50,
+    max_len_cap: int | None = None,
+) -> list[Hypothesis]:
+    """Greedy search's outputs scored as beam search scores its hypotheses."""
+    outputs, log_probs = generate(
+        model,
+        src,
+        src_mask,
+        _greedy_pick,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
+        max_len_cap=max_len_cap,
+    )
+    return [
+        Hypothesis(ids, log_prob / _gnmt_penalty(len(ids) + 1, length_penalty), log_prob)
+        for ids, log_prob in zip(outputs, log_probs, strict=True)
+    ]
 
 
 def sampler(
@@ -193,9 +229,14 @@ def sample(
     """Ancestral sampling (for back-translation); token ids without BOS/EOS per sentence."""
     pick = sampler(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     tokens, _ = generate(
-        model, src, src_mask, pick, max_len_a=max_len_a, max_len_b=max_len_b,
+        model,
+        src,
+        src_mask,
+        pick,
+        max_len_a=max_len_a,
+        max_len_b=max_len_b,
         max_len_cap=max_len_cap,
-    )  # fmt: skip
+    )
     return tokens
 
 
@@ -248,9 +289,13 @@ def beam_search(
     state = state.select(torch.arange(num_sentences, device=device).repeat_interleave(k))
     active = torch.arange(num_sentences, device=device)  # (A,) sentence ids still searching
     # All k beams start identical: only the first may expand, or the beam would fill with copies.
-    scores = torch.full((num_sentences, k), -math.inf, dtype=torch.float64, device=device)
-    scores[:, 0] = 0.0  # (A, k) log P of each open beam
-    tokens = torch.full((num_sentences * k, 1), BOS_ID, dtype=torch.long, device=device)  # (A·k, 1+t)
+    # (A, k) log P of each open beam; it takes the dtype of the model's log-probabilities (or
+    # float32, the least _restrict allows): the (A, k, V) candidates are the search's big tensor.
+    scores = torch.full((num_sentences, k), -math.inf, device=device)
+    scores[:, 0] = 0.0
+    tokens = torch.full(
+        (num_sentences * k, 1), BOS_ID, dtype=torch.long, device=device
+    )  # (A·k, 1+t)
 
     for step in range(int(limits.max()) + 1):
         num_active = active.numel()

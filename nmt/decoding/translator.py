@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -18,13 +19,7 @@ from torch import Tensor
 
 from nmt.data.batching import group_by_length, pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
-from nmt.decoding.search import (
-    Hypothesis,
-    beam_search,
-    generate,
-    length_penalty as gnmt_penalty,
-    sampler,
-)
+from nmt.decoding.search import Hypothesis, beam_search, generate, greedy_hypotheses, sampler
 from nmt.errors import NmtError
 from nmt.models.interface import Seq2SeqModel
 
@@ -72,7 +67,7 @@ class Translator:
 
         loaded = load_model_dir(model_dir, device=device)
         return cls(
-            loaded.model,
+            cast(Seq2SeqModel, loaded.model),  # build_model's models all honour the contract
             loaded.tokenizer,
             device=device,
             max_positions=loaded.config.model.max_positions,
@@ -133,23 +128,35 @@ class Translator:
         if beam_size < 1:
             raise NmtError(f"beam size must be at least 1, not {beam_size}")
         if not 1 <= nbest <= beam_size:
-            raise NmtError(f"n-best size must be between 1 and the beam size ({beam_size}), not {nbest}")
+            raise NmtError(
+                f"n-best size must be between 1 and the beam size ({beam_size}), not {nbest}"
+            )
         cap = self._max_len_cap
 
         def search(src: Tensor, src_mask: Tensor) -> list[list[Hypothesis]]:
             if beam_size > 1:
                 return beam_search(
-                    self.model, src, src_mask, beam_size=beam_size, length_penalty=length_penalty,
-                    max_len_a=max_len_a, max_len_b=max_len_b, max_len_cap=cap, nbest=nbest,
-                )  # fmt: skip
-            with torch.inference_mode():
-                outputs, log_probs = generate(
-                    self.model, src, src_mask, lambda scores: scores.argmax(dim=-1),
-                    max_len_a=max_len_a, max_len_b=max_len_b, max_len_cap=cap,
-                )  # fmt: skip
+                    self.model,
+                    src,
+                    src_mask,
+                    beam_size=beam_size,
+                    length_penalty=length_penalty,
+                    max_len_a=max_len_a,
+                    max_len_b=max_len_b,
+                    max_len_cap=cap,
+                    nbest=nbest,
+                )
             return [
-                [Hypothesis(ids, lp / gnmt_penalty(len(ids) + 1, length_penalty), lp)]
-                for ids, lp in zip(outputs, log_probs, strict=True)
+                [hyp]
+                for hyp in greedy_hypotheses(
+                    self.model,
+                    src,
+                    src_mask,
+                    length_penalty=length_penalty,
+                    max_len_a=max_len_a,
+                    max_len_b=max_len_b,
+                    max_len_cap=cap,
+                )
             ]
 
         return self._run(sentences, search, max_tokens, first_line, return_attention)
@@ -182,9 +189,14 @@ class Translator:
         def search(src: Tensor, src_mask: Tensor) -> list[list[Hypothesis]]:
             with torch.inference_mode():
                 outputs, log_probs = generate(
-                    self.model, src, src_mask, pick,
-                    max_len_a=max_len_a, max_len_b=max_len_b, max_len_cap=cap,
-                )  # fmt: skip
+                    self.model,
+                    src,
+                    src_mask,
+                    pick,
+                    max_len_a=max_len_a,
+                    max_len_b=max_len_b,
+                    max_len_cap=cap,
+                )
             return [[Hypothesis(ids, lp, lp)] for ids, lp in zip(outputs, log_probs, strict=True)]
 
         results = self._run(sentences, search, max_tokens, first_line, return_attention=False)
@@ -202,8 +214,11 @@ class Translator:
                     log.warning(
                         "line %d: %d tokens, more than the model's limit of %d; "
                         "translating the first %d only",
-                        first_line + i, len(row), limit, limit,
-                    )  # fmt: skip
+                        first_line + i,
+                        len(row),
+                        limit,
+                        limit,
+                    )
                     ids[i] = row[:limit]
         return ids
 

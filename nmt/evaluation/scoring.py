@@ -34,9 +34,9 @@ class Scores:
 
     def report(self) -> str:
         lines = [
-            f"BLEU {self.bleu:.2f}  ({self.bleu_details})",
+            f"sacreBLEU BLEU {self.bleu:.2f}  {self.bleu_details}",
             f"  signature: {self.bleu_signature}",
-            f"chrF {self.chrf:.2f}",
+            f"sacreBLEU chrF {self.chrf:.2f}",
             f"  signature: {self.chrf_signature}",
         ]
         if self.tokenized_bleu is not None:
@@ -75,4 +75,6 @@ def score(hyps: Sequence[str], refs: Sequence[str], *, tokenized_bleu: bool = Fa
 def score_files(hyp_path: Path, ref_path: Path, *, tokenized_bleu: bool = False) -> Scores:
     """Score a hypothesis file against a reference file of the same number of lines."""
     check_same_length(hyp_path, ref_path)
-    return score(list(iter_lines(hyp_path)), list(iter_lines(ref_path)), tokenized_bleu=tokenized_bleu)
+    return score(
+        list(iter_lines(hyp_path)), list(iter_lines(ref_path)), tokenized_bleu=tokenized_bleu
+    )

@@ -261,7 +261,7 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
                 logits = ddp_model(batch.src, batch.src_mask, batch.tgt_in)
                 sums = label_smoothed_loss(logits, batch.tgt_out, epsilon=tc.label_smoothing)
                 (sums.smoothed * (dist.world_size / update_tokens)).backward()
-            smoothed_sum += float(sums.smoothed)
+            smoothed_sum += float(sums.smoothed.detach())
             nll_sum += float(sums.nll)
         if tc.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)

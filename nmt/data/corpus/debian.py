@@ -64,7 +64,10 @@ def cached_deb(package: str, cache_dir: Path) -> Path | None:
 def download(packages: Iterable[str], cache_dir: Path) -> None:
     """``apt-get download`` the packages into ``cache_dir`` (one call, files moved in whole)."""
     packages = list(packages)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NmtError(f"cannot create the package cache {cache_dir} ({exc.strerror})") from None
     log.info("downloading %s", " ".join(packages))
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
         # As root apt-get drops to the _apt user, which cannot write here; it then warns that the
@@ -92,9 +95,7 @@ def _download_failure(packages: list[str], stderr: str) -> str:
         )
     else:
         advice = "Debian's package registry may be unreachable from this machine."
-    return (
-        f"apt-get could not download {' '.join(packages)}: {detail}. {advice} {OWN_FILES_HINT}"
-    )
+    return f"apt-get could not download {' '.join(packages)}: {detail}. {advice} {OWN_FILES_HINT}"
 
 
 def deb_version(path: Path) -> str:
@@ -133,23 +134,22 @@ def iter_files(deb: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, 
     with subprocess.Popen(
         ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as proc:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
+        problem = None
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
                 for member in tar:
                     name = member.name.removeprefix("./")
-                    if not member.isfile() or not wanted(name):
-                        continue
-                    content = tar.extractfile(member)
-                    assert content is not None
-                    yield name, content.read()
+                    if member.isfile() and wanted(name):
+                        content = tar.extractfile(member)
+                        assert content is not None
+                        yield name, content.read()
+            proc.stdout.read()  # the archive's padding, so that dpkg-deb ends without a broken pipe
         except tarfile.TarError as exc:
-            raise NmtError(f"{deb}: cannot read the package's files ({exc})") from None
-        finally:
-            proc.stdout.close()
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.wait() != 0 and stderr:
-            raise NmtError(f"{deb}: dpkg-deb failed ({stderr.strip()})")
+            problem = str(exc)
+        stderr = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0 or problem is not None:
+            raise NmtError(f"{deb}: cannot read the package's files ({stderr or problem})")
 
 
 def read_files(deb: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:

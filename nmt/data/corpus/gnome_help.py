@@ -27,6 +27,8 @@ MALLARD = "{http://projectmallard.org/1.0/}"
 ITS_TRANSLATE = "{http://www.w3.org/2005/11/its}translate"
 BLOCKS = frozenset(f"{MALLARD}{tag}" for tag in ("p", "title", "desc", "subtitle"))
 UNTRANSLATED = frozenset(f"{MALLARD}{tag}" for tag in ("comment", "revision", "credit"))
+# How Yelp shows a key combination and a menu path: its parts joined.
+SEQUENCES = {f"{MALLARD}keyseq": "+", f"{MALLARD}guiseq": " ▸ "}
 
 
 def blocks(page: bytes) -> list[tuple[str, str]]:
@@ -42,9 +44,20 @@ def _walk(element: ET.Element, translate: bool) -> Iterator[tuple[ET.Element, st
     if element.tag in UNTRANSLATED:
         return
     if element.tag in BLOCKS and translate:
-        yield element, normalise("".join(element.itertext()))
+        yield element, normalise(text(element))
     for child in element:
         yield from _walk(child, translate)
+
+
+def text(element: ET.Element) -> str:
+    """An element's text with its children's, key and menu sequences joined as Yelp shows them."""
+    joiner = SEQUENCES.get(str(element.tag))
+    if joiner is not None:
+        return joiner.join(text(child) for child in element)
+    parts = [element.text or ""]
+    for child in element:
+        parts += [text(child), child.tail or ""]
+    return "".join(parts)
 
 
 def align_page(en_page: bytes, de_page: bytes) -> Extracted:
@@ -58,7 +71,7 @@ def align_page(en_page: bytes, de_page: bytes) -> Extracted:
     if [tag for tag, _ in en] != [tag for tag, _ in de]:
         out.skipped["pages: block sequences differ"] += 1
         return out
-    out.pairs.extend((en_text, de_text) for (_, en_text), (_, de_text) in zip(en, de))
+    out.pairs.extend((en_text, de_text) for (_, en_text), (_, de_text) in zip(en, de, strict=True))
     return out
 
 
@@ -68,8 +81,12 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
         debs[PACKAGE].path, lambda p: p.startswith(HELP_DIR) and p.endswith(".page")
     )
     en_prefix, de_prefix = f"{HELP_DIR}{EN_LANG}/", f"{HELP_DIR}{DE_LANG}/"
-    en_pages = {p.removeprefix(en_prefix): data for p, data in files.items() if p.startswith(en_prefix)}
-    de_pages = {p.removeprefix(de_prefix): data for p, data in files.items() if p.startswith(de_prefix)}
+    en_pages = {
+        p.removeprefix(en_prefix): data for p, data in files.items() if p.startswith(en_prefix)
+    }
+    de_pages = {
+        p.removeprefix(de_prefix): data for p, data in files.items() if p.startswith(de_prefix)
+    }
     out = Extracted()
     for path in sorted(en_pages):
         if path in de_pages:

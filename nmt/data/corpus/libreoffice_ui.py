@@ -81,9 +81,7 @@ def catalogue_pairs(data: bytes) -> Extracted:
 def extract(debs: Mapping[str, Deb]) -> Extracted:
     """Every message of every catalogue, catalogues sorted by file name."""
     deb = debs[PACKAGE]
-    files = debian.read_files(
-        deb.path, lambda p: p.startswith(CATALOGUE_DIR) and p.endswith(".mo")
-    )
+    files = debian.read_files(deb.path, lambda p: p.startswith(CATALOGUE_DIR) and p.endswith(".mo"))
     out = Extracted()
     for path in sorted(files):
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import logging
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,7 +36,9 @@ BREAKS = {
 FONT_MACROS = frozenset({"B", "I", "SM", "SB"})  # arguments joined by spaces
 ALTERNATING_MACROS = frozenset({"BR", "RB", "BI", "IB", "IR", "RI"})  # joined without
 CODE_STARTS, CODE_ENDS = frozenset({"nf", "EX"}), frozenset({"fi", "EE"})
-SKIP_BLOCKS = {"de": "..", "ig": "..", "TS": "TE", "EQ": "EN"}
+TABLES = {"TS": "TE", "EQ": "EN"}  # tbl and eqn input: no prose
+DEFINITIONS = {"de": ".", "ig": "."}  # macro definitions, ended by ``..``
+BULLETS = frozenset({"", "•", "*", "-", "o"})
 
 NAMED_CHARS = {
     "em": "—", "en": "–", "hy": "-", "bu": "•", "aq": "'", "dq": '"', "lq": "“", "rq": "”",
@@ -58,7 +59,9 @@ ESCAPE = re.compile(
     r"|(?P<char>.)"
     r")"
 )
-SIMPLE_ESCAPES = {"-": "-", "e": "\\", "\\": "\\", " ": " ", "~": " ", "0": " ", "'": "´", "`": "`", ".": "."}  # fmt: skip
+SIMPLE_ESCAPES = {
+    "-": "-", "e": "\\", "\\": "\\", " ": " ", "~": " ", "0": " ", "'": "´", "`": "`", ".": ".",
+}  # fmt: skip
 
 
 def unescape(text: str) -> str:
@@ -87,74 +90,107 @@ class Paragraph:
         return normalise(unescape(" ".join(self.lines)))
 
 
-def _arguments(line: str) -> list[str]:
-    try:
-        return shlex.split(line, posix=True)
-    except ValueError:  # an unbalanced quote: take the words as they are
-        return line.split()
+def arguments(text: str) -> list[str]:
+    """A request's arguments: split at spaces, ``"…"`` quotes one, ``""`` in quotes is ``"``."""
+    args: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == " ":
+            i += 1
+        elif text[i] == '"':
+            arg, i = [], i + 1
+            while i < len(text):
+                if text.startswith('""', i):
+                    arg.append('"')
+                    i += 2
+                elif text[i] == '"':
+                    i += 1
+                    break
+                else:
+                    arg.append(text[i])
+                    i += 1
+            args.append("".join(arg))
+        else:
+            end = text.find(" ", i)
+            end = len(text) if end < 0 else end
+            args.append(text[i:end])
+            i = end
+    return args
+
+
+class _PageParser:
+    """Reads a page line by line into paragraphs."""
+
+    def __init__(self) -> None:
+        self.paragraphs = [Paragraph("START")]
+        self.in_code = False
+        self.skip_until: str | None = None
+        self.tag_pending = False  # the next text line is a heading's or a .TP's tag
+
+    def feed(self, line: str) -> None:
+        line = line.split('\\"', 1)[0].rstrip()  # a comment runs to the end of the line
+        if self.skip_until is not None:
+            if line[1:].strip() == self.skip_until:
+                self.skip_until = None
+        elif line[:1] in (".", "'"):
+            name, _, rest = line[1:].strip().partition(" ")
+            self.request(name, arguments(rest))
+        elif line:
+            self.text(line)
+
+    def text(self, line: str, *, joined: bool = False) -> None:
+        current = self.paragraphs[-1]
+        if joined and current.lines:
+            current.lines[-1] += line
+        else:
+            current.lines.append(line)
+        current.code |= self.in_code
+        if self.tag_pending:
+            self.tag_pending = False
+            self.start(f"{current.macro} body")
+
+    def start(self, macro: str, lines: list[str] | None = None, *, code: bool = False) -> None:
+        self.paragraphs.append(Paragraph(macro, lines or [], code))
+
+    def request(self, name: str, args: list[str]) -> None:
+        if name in BREAKS:
+            macro = BREAKS[name]
+            self.tag_pending = False
+            if macro in ("SH", "SS") and args:
+                self.start(macro, [" ".join(args)])
+                self.start(f"{macro} body")
+            elif macro in ("SH", "SS", "TP", "TQ"):
+                self.start(macro)
+                self.tag_pending = True
+            elif macro == "IP" and args and unescape(args[0]).strip() not in BULLETS:
+                self.start(macro, [args[0]])
+                self.start(f"{macro} body")
+            else:
+                self.start(macro)
+        elif name in FONT_MACROS and args:
+            self.text(" ".join(args))
+        elif name in ALTERNATING_MACROS and args:
+            self.text("".join(args))
+        elif name in CODE_STARTS:
+            self.in_code = True
+        elif name in CODE_ENDS:
+            self.in_code = False
+        elif name in TABLES:
+            self.skip_until = TABLES[name]
+            self.start(name, [name], code=True)  # keeps its place in the sequence
+            self.start(f"after {name}")
+        elif name in DEFINITIONS:
+            self.skip_until = DEFINITIONS[name]
+        elif name == "UE" and args:  # the punctuation right after a link's text
+            self.text(args[0], joined=True)
 
 
 def paragraphs(page: str) -> list[Paragraph]:
     """The page's paragraphs in order, empty ones left out."""
-    out: list[Paragraph] = [Paragraph("START")]
-    in_code = False
-    skip_until: str | None = None
-    tag_pending = False
-    for raw in page.splitlines():
-        line = raw.split('\\"', 1)[0].rstrip()  # comments
-        if skip_until is not None:
-            if line.lstrip(".'").strip() == skip_until.lstrip("."):
-                skip_until = None
-            continue
-        if line[:1] not in (".", "'"):
-            if not line:
-                continue
-            out[-1].lines.append(line.replace("\\\\", "\\e"))
-            out[-1].code |= in_code
-            if tag_pending:
-                tag_pending = False
-                out.append(Paragraph(out[-1].macro + " body"))
-            continue
-        name, _, rest = line[1:].strip().partition(" ")
-        args = _arguments(rest.replace("\\(", "\\\\(").replace("\\[", "\\\\[")) if rest else []
-        args = [arg.replace("\\\\", "\\") for arg in args]
-        if name in SKIP_BLOCKS:
-            skip_until = SKIP_BLOCKS[name]
-            out.append(Paragraph(name, code=True))
-            out.append(Paragraph("after " + name))
-        elif name in BREAKS:
-            macro = BREAKS[name]
-            tag_pending = False
-            if macro in ("SH", "SS"):
-                out.append(Paragraph(macro, [" ".join(args)] if args else []))
-                if not args:
-                    tag_pending = True
-                else:
-                    out.append(Paragraph(macro + " body"))
-            elif macro in ("TP", "TQ"):
-                out.append(Paragraph(macro))
-                tag_pending = True
-            elif macro == "IP" and args and unescape(args[0]).strip() not in ("", "•", "*", "-"):
-                out.append(Paragraph(macro, [args[0]]))
-                out.append(Paragraph(macro + " body"))
-            else:
-                out.append(Paragraph(macro))
-        elif name in FONT_MACROS or name in ALTERNATING_MACROS:
-            joiner = " " if name in FONT_MACROS else ""
-            text = joiner.join(args)
-            if text:
-                out[-1].lines.append(text)
-                out[-1].code |= in_code
-                if tag_pending:
-                    tag_pending = False
-                    out.append(Paragraph(out[-1].macro + " body"))
-        elif name in CODE_STARTS:
-            in_code = True
-        elif name in CODE_ENDS:
-            in_code = False
-        elif name == "UE" and args:  # the punctuation after a link's text
-            out[-1].lines[-1:] = [(out[-1].lines or [""])[-1] + args[0]]
-    return [p for p in out if p.text]
+    parser = _PageParser()
+    for line in page.splitlines():
+        parser.feed(line)
+    return [paragraph for paragraph in parser.paragraphs if paragraph.text]
 
 
 def _macros(page: list[Paragraph]) -> list[str]:

@@ -1,0 +1,477 @@
+"""Search against models whose answers are known: hand-made tables and small deterministic fakes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import Tensor
+
+from nmt.config import RNNConfig, TransformerConfig
+from nmt.data.batching import pad_sequences
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.decoding.search import (
+    beam_search,
+    greedy_hypotheses,
+    greedy_search,
+    length_penalty,
+    max_lengths,
+    sample,
+)
+
+A, B, C = 4, 5, 6  # the table's words; 0–3 are PAD, UNK, BOS, EOS
+
+Table = dict[tuple[int, ...], dict[int, float]]
+
+# Greedy takes a (0.5) then ends: P(a) = 0.2. The best output is b: P(b) = 0.4 · 0.9 = 0.36.
+TABLE: Table = {
+    (): {A: 0.5, B: 0.4, EOS_ID: 0.1},
+    (A,): {EOS_ID: 0.4, C: 0.35, B: 0.25},
+    (B,): {EOS_ID: 0.9, C: 0.1},
+}
+ENDS: dict[int, float] = {EOS_ID: 1.0}  # every other prefix ends: a finite tree
+GOES_ON: dict[int, float] = {A: 0.5, B: 0.3, C: 0.15, EOS_ID: 0.05}  # an endless one
+
+
+@dataclass
+class PrefixState:
+    src: Tensor  # (N, S)
+    prefix: Tensor  # (N, t) tokens fed so far, BOS first
+
+    def select(self, indices: Tensor) -> PrefixState:
+        return PrefixState(self.src[indices], self.prefix[indices])
+
+
+class TableModel:
+    """Next-token probabilities looked up by prefix (the source is ignored); counts its steps."""
+
+    def __init__(self, table: Table, default: dict[int, float], vocab_size: int = 7) -> None:
+        self.table, self.default, self.vocab_size = table, default, vocab_size
+        self.steps = 0
+
+    def distribution(self, prefix: tuple[int, ...]) -> dict[int, float]:
+        return self.table.get(prefix, self.default)
+
+    def log_probs(self, prefix: tuple[int, ...]) -> Tensor:
+        probs = torch.zeros(self.vocab_size, dtype=torch.float64)
+        for token, p in self.distribution(prefix).items():
+            probs[token] = p
+        return probs.log()
+
+    def encode(self, src: Tensor, src_mask: Tensor) -> PrefixState:
+        return PrefixState(src, src.new_empty(src.size(0), 0))
+
+    def decode_step(self, prev_tokens: Tensor, state: PrefixState) -> tuple[Tensor, PrefixState]:
+        self.steps += 1
+        prefix = torch.cat([state.prefix, prev_tokens[:, None]], dim=1)
+        rows = [self.log_probs(tuple(row[1:])) for row in prefix.tolist()]
+        return torch.stack(rows), PrefixState(state.src, prefix)
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
+        return None
+
+
+def all_outputs(model: TableModel, max_len: int) -> list[tuple[list[int], float]]:
+    """Every output of at most max_len tokens with its log P (EOS included), by brute force."""
+    outputs = []
+
+    def walk(prefix: tuple[int, ...], log_p: float) -> None:
+        for token, p in model.distribution(prefix).items():
+            if token == EOS_ID:
+                outputs.append((list(prefix), log_p + math.log(p)))
+            elif len(prefix) < max_len:
+                walk((*prefix, token), log_p + math.log(p))
+
+    walk((), 0.0)
+    return outputs
+
+
+def one_source(length: int = 3) -> tuple[Tensor, Tensor]:
+    src = pad_sequences([[7] * length], suffix=EOS_ID)
+    return src, src != PAD_ID
+
+
+@dataclass
+class RecurrentState:
+    hidden: Tensor  # (N, D)
+    context: Tensor  # (N, D) the source, summed
+    src_len: Tensor  # (N,)
+    step: int
+
+    def select(self, indices: Tensor) -> RecurrentState:
+        return RecurrentState(
+            self.hidden[indices], self.context[indices], self.src_len[indices], self.step
+        )
+
+
+class RecurrentFake:
+    """A tiny random recurrent model in float64 whose outputs depend on the source; EOS grows
+    likelier once the output is as long as the source (``eos_slope`` per token)."""
+
+    def __init__(
+        self,
+        vocab_size: int = 16,
+        dim: int = 8,
+        eos_slope: float = 1.0,
+        eos_bias: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.src_embed = torch.randn(vocab_size, dim, generator=g, dtype=torch.float64)
+        self.tgt_embed = torch.randn(vocab_size, dim, generator=g, dtype=torch.float64)
+        self.recur = torch.randn(dim, dim, generator=g, dtype=torch.float64) / dim**0.5
+        self.out = torch.randn(dim, vocab_size, generator=g, dtype=torch.float64) * 2
+        self.eos_slope, self.eos_bias = eos_slope, eos_bias
+
+    def encode(self, src: Tensor, src_mask: Tensor) -> RecurrentState:
+        context = (self.src_embed[src] * src_mask[:, :, None]).sum(1)  # padding adds nothing
+        return RecurrentState(torch.tanh(context), context, src_mask.sum(1) - 1, 0)
+
+    def decode_step(
+        self, prev_tokens: Tensor, state: RecurrentState
+    ) -> tuple[Tensor, RecurrentState]:
+        hidden = torch.tanh(state.hidden @ self.recur + self.tgt_embed[prev_tokens] + state.context)
+        logits = hidden @ self.out
+        eos = logits[:, EOS_ID] + self.eos_slope * (state.step - state.src_len) + self.eos_bias
+        logits = torch.cat([logits[:, :EOS_ID], eos[:, None], logits[:, EOS_ID + 1 :]], dim=1)
+        return logits.log_softmax(-1), RecurrentState(
+            hidden, state.context, state.src_len, state.step + 1
+        )
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
+        return None
+
+
+SOURCES = [[4, 5, 6], [7, 8, 9, 10, 11, 12, 4], [5], [9, 9, 8, 7, 6]]
+
+
+def batch(sources: list[list[int]]) -> tuple[Tensor, Tensor]:
+    src = pad_sequences(sources, suffix=EOS_ID)
+    return src, src != PAD_ID
+
+
+# -- the length penalty and limits ---------------------------------------------------------
+
+
+def test_length_penalty_is_gnmt_formula() -> None:
+    assert length_penalty(1, 0.6) == 1.0
+    assert length_penalty(7, 0.6) == pytest.approx(2**0.6)
+    assert length_penalty(13, 1.0) == pytest.approx(3.0)
+    assert length_penalty(40, 0.0) == 1.0
+    assert length_penalty(10, 0.6) == pytest.approx((15 / 6) ** 0.6)
+
+
+def test_max_lengths_count_source_without_eos() -> None:
+    _, mask = batch([[4, 5, 6], [4]])
+    assert max_lengths(mask, 1.0, 50).tolist() == [53, 51]
+    assert max_lengths(mask, 1.5, 2).tolist() == [6, 3]
+    assert max_lengths(mask, 1.0, 50, max_len_cap=10).tolist() == [10, 10]
+
+
+# -- the hand-made table ------------------------------------------------------------------
+
+
+def test_greedy_follows_the_most_probable_token() -> None:
+    assert greedy_search(TableModel(TABLE, ENDS), *one_source()) == [[A]]
+
+
+def test_beam_finds_the_known_best_where_greedy_does_not() -> None:
+    [[best]] = beam_search(TableModel(TABLE, ENDS), *one_source(), beam_size=2, length_penalty=0.0)
+    assert best.tokens == [B]
+    assert best.log_prob == pytest.approx(math.log(0.36))
+    assert best.score == pytest.approx(math.log(0.36))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
+def test_nbest_order_and_scores_match_brute_force(alpha: float) -> None:
+    model = TableModel(TABLE, ENDS)
+    expected = sorted(
+        (
+            (tokens, log_p / length_penalty(len(tokens) + 1, alpha), log_p)
+            for tokens, log_p in all_outputs(model, 5)
+        ),
+        key=lambda t: -t[1],
+    )[:4]
+    [hyps] = beam_search(model, *one_source(), beam_size=4, length_penalty=alpha, nbest=4)
+    assert [h.tokens for h in hyps] == [tokens for tokens, _, _ in expected]
+    assert [h.score for h in hyps] == pytest.approx([score for _, score, _ in expected])
+    assert [h.log_prob for h in hyps] == pytest.approx([log_p for _, _, log_p in expected])
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_wide_beam_on_an_endless_tree_is_exact(alpha: float) -> None:
+    """A beam wide enough to hold every prefix must return the true n-best: stopping early
+    never cuts off an open beam that the length penalty could still lift above the finished."""
+    model = TableModel(TABLE, GOES_ON)
+    max_len = 4
+    expected = sorted(
+        (log_p / length_penalty(len(tokens) + 1, alpha), tokens)
+        for tokens, log_p in all_outputs(model, max_len)
+    )[::-1][:3]
+    [hyps] = beam_search(
+        model,
+        *one_source(),
+        beam_size=27,
+        length_penalty=alpha,
+        max_len_a=0.0,
+        max_len_b=max_len,
+        nbest=3,
+    )
+    assert [h.tokens for h in hyps] == [tokens for _, tokens in expected]
+    assert [h.score for h in hyps] == pytest.approx([score for score, _ in expected])
+
+
+def test_search_stops_once_nothing_open_can_win() -> None:
+    model = TableModel(TABLE, GOES_ON)
+    [[best]] = beam_search(model, *one_source(), beam_size=2, length_penalty=0.0, max_len_b=50)
+    assert best.tokens == [B]
+    # Step 1 finishes b (0.36) while the best open beam holds 0.175: no later step can help.
+    assert model.steps == 2
+
+
+def test_beam_of_one_equals_greedy_on_the_table() -> None:
+    model = TableModel(TABLE, GOES_ON)
+    [[hyp]] = beam_search(model, *one_source(), beam_size=1, length_penalty=0.0)
+    assert hyp.tokens == greedy_search(model, *one_source())[0]
+
+
+# -- batches of sources ----------------------------------------------------------------------
+
+
+def test_beam_of_one_equals_greedy() -> None:
+    model = RecurrentFake()
+    src, mask = batch(SOURCES)
+    beams = beam_search(model, src, mask, beam_size=1, length_penalty=0.0)
+    assert [h.tokens for [h] in beams] == greedy_search(model, src, mask)
+    greedy = greedy_hypotheses(model, src, mask, length_penalty=0.0)
+    assert [h.tokens for h in greedy] == [h.tokens for [h] in beams]
+    assert [h.log_prob for h in greedy] == pytest.approx([h.log_prob for [h] in beams])
+    assert [h.score for h in greedy] == pytest.approx([h.score for [h] in beams])
+
+
+def test_outputs_are_not_trivial() -> None:
+    """Guards the tests above and below: the fake gives varied outputs that end by themselves."""
+    outputs = greedy_search(RecurrentFake(), *batch(SOURCES))
+    assert len({tuple(o) for o in outputs}) == len(SOURCES)
+    assert all(0 < len(o) < len(s) + 50 for o, s in zip(outputs, SOURCES, strict=True))
+
+
+@pytest.mark.parametrize("beam_size", [1, 3, 5])
+def test_a_sentence_decodes_the_same_alone_and_in_a_batch(beam_size: int) -> None:
+    model = RecurrentFake()
+    together = beam_search(model, *batch(SOURCES), beam_size=beam_size, nbest=beam_size)
+    for source, hyps in zip(SOURCES, together, strict=True):
+        [alone] = beam_search(model, *batch([source]), beam_size=beam_size, nbest=beam_size)
+        assert [h.tokens for h in hyps] == [h.tokens for h in alone]
+        assert [h.score for h in hyps] == pytest.approx([h.score for h in alone], abs=1e-9)
+    assert greedy_search(model, *batch(SOURCES)) == [
+        greedy_search(model, *batch([s]))[0] for s in SOURCES
+    ]
+
+
+def rescore(model: RecurrentFake, source: list[int], tokens: list[int]) -> float:
+    """log P(tokens + EOS | source), one row, step by step."""
+    src, mask = batch([source])
+    state, total = model.encode(src, mask), 0.0
+    for prev, token in zip([BOS_ID, *tokens], [*tokens, EOS_ID], strict=True):
+        log_probs, state = model.decode_step(torch.tensor([prev]), state)
+        total += log_probs[0, token].item()
+    return total
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_hypothesis_scores_are_the_model_probabilities_of_their_tokens(alpha: float) -> None:
+    """Catches beams whose states or histories get mixed up when they are reordered."""
+    model = RecurrentFake()
+    beams = beam_search(model, *batch(SOURCES), beam_size=4, nbest=4, length_penalty=alpha)
+    for source, hyps in zip(SOURCES, beams, strict=True):
+        assert len(hyps) == 4
+        assert len({tuple(h.tokens) for h in hyps}) == 4
+        for h in hyps:
+            assert h.log_prob == pytest.approx(rescore(model, source, h.tokens), abs=1e-9)
+            assert h.score == pytest.approx(h.log_prob / length_penalty(len(h.tokens) + 1, alpha))
+        assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+
+
+def test_beam_finds_at_least_the_greedy_score() -> None:
+    model = RecurrentFake()
+    src, mask = batch(SOURCES)
+    greedy = beam_search(model, src, mask, beam_size=1, length_penalty=0.6)
+    wide = beam_search(model, src, mask, beam_size=6, length_penalty=0.6)
+    for [g], [w] in zip(greedy, wide, strict=True):
+        assert w.score >= g.score - 1e-9
+
+
+def test_max_length_is_respected() -> None:
+    model = RecurrentFake(
+        eos_slope=0.0, eos_bias=-50.0
+    )  # EOS all but impossible: outputs run to the limit
+    src, mask = batch(SOURCES)
+    limits = [math.floor(1.5 * len(s) + 2) for s in SOURCES]
+    assert [len(o) for o in greedy_search(model, src, mask, max_len_a=1.5, max_len_b=2)] == limits
+    beams = beam_search(model, src, mask, beam_size=3, max_len_a=1.5, max_len_b=2, nbest=3)
+    assert [[len(h.tokens) for h in hyps] for hyps in beams] == [[n] * 3 for n in limits]
+    capped = greedy_search(model, src, mask, max_len_a=1.5, max_len_b=2, max_len_cap=4)
+    assert [len(o) for o in capped] == [min(n, 4) for n in limits]
+    sampled = sample(
+        model, src, mask, max_len_a=0.0, max_len_b=3, generator=torch.Generator().manual_seed(0)
+    )
+    assert [len(o) for o in sampled] == [3] * len(SOURCES)
+
+
+def test_never_produces_pad_or_bos() -> None:
+    table: Table = {(): {PAD_ID: 0.5, BOS_ID: 0.3, A: 0.2}, (A,): {EOS_ID: 1.0}}
+    model = TableModel(table, ENDS)
+    assert greedy_search(model, *one_source()) == [[A]]
+    assert [h.tokens for h in beam_search(model, *one_source(), beam_size=3, nbest=1)[0]] == [[A]]
+
+
+def test_empty_batch() -> None:
+    src = torch.zeros(0, 3, dtype=torch.long)
+    assert greedy_search(RecurrentFake(), src, src != PAD_ID) == []
+    assert beam_search(RecurrentFake(), src, src != PAD_ID) == []
+
+
+def test_bad_arguments_fail() -> None:
+    with pytest.raises(ValueError, match="nbest"):
+        beam_search(RecurrentFake(), *batch(SOURCES), beam_size=2, nbest=3)
+    with pytest.raises(ValueError, match="temperature"):
+        sample(RecurrentFake(), *batch(SOURCES), temperature=0.0)
+
+
+# -- sampling ----------------------------------------------------------------------------------
+
+
+def test_sampling_with_top_k_1_or_tiny_top_p_is_greedy() -> None:
+    model = RecurrentFake()
+    src, mask = batch(SOURCES)
+    greedy = greedy_search(model, src, mask)
+    g = torch.Generator().manual_seed(3)
+    assert sample(model, src, mask, top_k=1, temperature=2.0, generator=g) == greedy
+    assert sample(model, src, mask, top_p=1e-6, temperature=2.0, generator=g) == greedy
+
+
+def test_seeded_sampling_is_reproducible() -> None:
+    model = RecurrentFake()
+    src, mask = batch(SOURCES)
+
+    def draw(seed: int) -> list[list[int]]:
+        return sample(
+            model, src, mask, temperature=3.0, generator=torch.Generator().manual_seed(seed)
+        )
+
+    assert draw(1) == draw(1)
+    assert draw(1) != draw(2)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, {A: 0.5, B: 0.4, EOS_ID: 0.1}),
+        ({"temperature": 0.5}, {A: 0.25 / 0.42, B: 0.16 / 0.42, EOS_ID: 0.01 / 0.42}),
+        ({"top_k": 2}, {A: 0.5 / 0.9, B: 0.4 / 0.9, EOS_ID: 0.0}),
+        ({"top_p": 0.8}, {A: 0.5 / 0.9, B: 0.4 / 0.9, EOS_ID: 0.0}),
+        ({"top_p": 0.5}, {A: 1.0, B: 0.0, EOS_ID: 0.0}),
+    ],
+)
+def test_sampling_draws_from_the_right_distribution(
+    options: dict, expected: dict[int, float]
+) -> None:
+    n = 4000
+    src = pad_sequences([[7]] * n, suffix=EOS_ID)
+    outputs = sample(
+        TableModel(TABLE, ENDS),
+        src,
+        src != PAD_ID,
+        generator=torch.Generator().manual_seed(0),
+        **options,
+    )
+    first = [o[0] if o else EOS_ID for o in outputs]
+    for token, p in expected.items():
+        assert first.count(token) / n == pytest.approx(p, abs=0.03)
+
+
+# -- real models: the cache changes no decision ----------------------------------------------
+
+
+@dataclass
+class UncachedState:
+    src: Tensor
+    src_mask: Tensor
+    tgt_in: Tensor  # (N, t) everything fed so far
+
+    def select(self, indices: Tensor) -> UncachedState:
+        return UncachedState(self.src[indices], self.src_mask[indices], self.tgt_in[indices])
+
+
+class Uncached:
+    """Drives a model's teacher-forced ``forward`` over the whole prefix at every step."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def encode(self, src: Tensor, src_mask: Tensor) -> UncachedState:
+        return UncachedState(src, src_mask, src.new_empty(src.size(0), 0))
+
+    def decode_step(
+        self, prev_tokens: Tensor, state: UncachedState
+    ) -> tuple[Tensor, UncachedState]:
+        tgt_in = torch.cat([state.tgt_in, prev_tokens[:, None]], dim=1)
+        logits = self.model(state.src, state.src_mask, tgt_in)[:, -1]
+        return logits.log_softmax(-1), UncachedState(state.src, state.src_mask, tgt_in)
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        return self.model(src, src_mask, tgt_in)
+
+    def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
+        return None
+
+
+def small_model(kind: str, vocab_size: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if kind == "transformer":
+        from nmt.models.transformer import Transformer
+
+        config = TransformerConfig(
+            num_layers=2, d_model=32, d_ff=64, num_heads=4, dropout=0.0, max_positions=64
+        )
+        model: torch.nn.Module = Transformer(config, vocab_size)
+    else:
+        from nmt.models.rnn import RNNSeq2Seq
+
+        rnn = RNNConfig(embed_dim=16, hidden_size=24, num_layers=2, dropout=0.0, input_feeding=True)
+        model = RNNSeq2Seq(rnn, vocab_size)
+        for param in model.parameters():  # the ±0.1 init gives every source the same output
+            torch.nn.init.normal_(param, std=0.5)
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("kind", ["transformer", "rnn"])
+def test_cached_decoding_gives_the_tokens_of_uncached_decoding(kind: str) -> None:
+    vocab_size = 24
+    model = small_model(kind, vocab_size)
+    g = torch.Generator().manual_seed(1)
+    sources = [torch.randint(4, vocab_size, (n,), generator=g).tolist() for n in (5, 9, 2, 7)]
+    src, mask = batch(sources)
+    options = {"max_len_a": 0.0, "max_len_b": 12}
+    cached, uncached = (
+        greedy_search(model, src, mask, **options),
+        greedy_search(Uncached(model), src, mask, **options),
+    )
+    assert cached == uncached
+    assert len({tuple(o) for o in cached}) > 1  # the random model does depend on its source
+    cached_beams = beam_search(model, src, mask, beam_size=4, nbest=4, **options)
+    uncached_beams = beam_search(Uncached(model), src, mask, beam_size=4, nbest=4, **options)
+    assert [[h.tokens for h in hyps] for hyps in cached_beams] == [
+        [h.tokens for h in hyps] for hyps in uncached_beams
+    ]
+    for hyps, ref in zip(cached_beams, uncached_beams, strict=True):
+        assert [h.score for h in hyps] == pytest.approx([h.score for h in ref], abs=1e-9)
