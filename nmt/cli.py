@@ -53,13 +53,16 @@ def cmd_average(args: argparse.Namespace) -> None:
     from nmt.training.average import average_checkpoints
 
     chosen = average_checkpoints(args.run_dir, last=args.last, out_dir=args.output)
-    print(f"averaged {len(chosen)} checkpoints ({chosen[0].name} … {chosen[-1].name}) into {args.output}")
+    names = f"{chosen[0].name} … {chosen[-1].name}"
+    print(f"averaged {len(chosen)} checkpoints ({names}) into {args.output}")
 
 
 def _decoding_options(args: argparse.Namespace, defaults: object) -> dict[str, float | int]:
     """Options given on the command line, else the model's config.decoding values."""
     names = ("beam_size", "length_penalty", "max_len_a", "max_len_b", "max_tokens")
-    return {n: getattr(args, n) if getattr(args, n) is not None else getattr(defaults, n) for n in names}
+    return {
+        n: getattr(args, n) if getattr(args, n) is not None else getattr(defaults, n) for n in names
+    }
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
@@ -69,7 +72,10 @@ def cmd_translate(args: argparse.Namespace) -> None:
 
     loaded = load_model_dir(args.model_dir, device=args.device)
     translator = Translator(
-        loaded.model, loaded.tokenizer, device=args.device, max_positions=loaded.config.model.max_positions
+        loaded.model,
+        loaded.tokenizer,
+        device=args.device,
+        max_positions=loaded.config.model.max_positions,
     )
     translate_file(
         translator,
@@ -98,7 +104,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     check_same_length(args.src, args.ref)
     loaded = load_model_dir(args.model_dir, device=args.device)
     translator = Translator(
-        loaded.model, loaded.tokenizer, device=args.device, max_positions=loaded.config.model.max_positions
+        loaded.model,
+        loaded.tokenizer,
+        device=args.device,
+        max_positions=loaded.config.model.max_positions,
     )
     options = _decoding_options(args, loaded.config.decoding)
     hyps = translator.translate(list(iter_lines(args.src)), **options)  # type: ignore[arg-type]
@@ -120,7 +129,9 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nmt", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="nmt", description=__doc__.splitlines()[0] if __doc__ else ""
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -140,17 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train from a YAML config; override any key with --section.key=value.",
     )
     train.add_argument("config", type=Path)
-    train.add_argument("--dry-run", action="store_true", help="validate, build, summarise; no training")
+    train.add_argument(
+        "--dry-run", action="store_true", help="validate, build, summarise; no training"
+    )
     train.set_defaults(func=cmd_train)
 
     average = verbs.add_parser("average", help="average the last N checkpoints of a run")
     average.add_argument("run_dir", type=Path)
     average.add_argument("--last", type=int, default=5, help="how many checkpoints (default 5)")
-    average.add_argument("-o", "--output", type=Path, required=True, help="model directory to write")
+    average.add_argument(
+        "-o", "--output", type=Path, required=True, help="model directory to write"
+    )
     average.set_defaults(func=cmd_average)
 
     translate = verbs.add_parser("translate", help="translate stdin or a file")
-    translate.add_argument("model_dir", type=Path, help="a model directory (or a run: its best model)")
+    translate.add_argument(
+        "model_dir", type=Path, help="a model directory (or a run: its best model)"
+    )
     translate.add_argument("-i", "--input", type=Path, help="input file (default: stdin)")
     translate.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
     translate.add_argument("--nbest", type=int, default=1, help="hypotheses per sentence")
@@ -159,11 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     translate.set_defaults(func=cmd_translate)
 
     evaluate = verbs.add_parser("evaluate", help="sacreBLEU and chrF of a translation")
-    evaluate.add_argument("model_dir", type=Path, nargs="?", help="translate --src first with this model")
-    evaluate.add_argument("--hyp", type=Path, help="hypotheses (written there when MODEL_DIR is given)")
+    evaluate.add_argument(
+        "model_dir", type=Path, nargs="?", help="translate --src first with this model"
+    )
+    evaluate.add_argument(
+        "--hyp", type=Path, help="hypotheses (written there when MODEL_DIR is given)"
+    )
     evaluate.add_argument("--ref", type=Path, help="references")
     evaluate.add_argument("--src", type=Path, help="sources to translate (with MODEL_DIR)")
-    evaluate.add_argument("--tokenized-bleu", action="store_true", help="also paper-style tokenized BLEU")
+    evaluate.add_argument(
+        "--tokenized-bleu", action="store_true", help="also paper-style tokenized BLEU"
+    )
     _add_decoding_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
     return parser

@@ -9,9 +9,43 @@ import pytest
 
 from nmt.data.tokenizer import Tokenizer
 
-WORDS = "the a house cat dog sees big small red blue runs eats green tree".split()
+WORDS = [
+    "the",
+    "a",
+    "house",
+    "cat",
+    "dog",
+    "sees",
+    "big",
+    "small",
+    "red",
+    "blue",
+    "runs",
+    "eats",
+    "green",
+    "tree",
+]
 GERMAN = dict(
-    zip(WORDS, "das ein haus katze hund sieht gross klein rot blau rennt isst gruen baum".split(), strict=True)
+    zip(
+        WORDS,
+        [
+            "das",
+            "ein",
+            "haus",
+            "katze",
+            "hund",
+            "sieht",
+            "gross",
+            "klein",
+            "rot",
+            "blau",
+            "rennt",
+            "isst",
+            "gruen",
+            "baum",
+        ],
+        strict=True,
+    )
 )
 
 

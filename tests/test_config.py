@@ -66,8 +66,20 @@ def test_override_of_unknown_key_fails(tmp_path: Path) -> None:
 def test_presets_are_the_papers_table() -> None:
     base = TransformerConfig(preset="base")
     big = TransformerConfig(preset="big")
-    assert (base.num_layers, base.d_model, base.d_ff, base.num_heads, base.dropout) == (6, 512, 2048, 8, 0.1)
-    assert (big.num_layers, big.d_model, big.d_ff, big.num_heads, big.dropout) == (6, 1024, 4096, 16, 0.3)
+    assert (base.num_layers, base.d_model, base.d_ff, base.num_heads, base.dropout) == (
+        6,
+        512,
+        2048,
+        8,
+        0.1,
+    )
+    assert (big.num_layers, big.d_model, big.d_ff, big.num_heads, big.dropout) == (
+        6,
+        1024,
+        4096,
+        16,
+        0.3,
+    )
     # An explicit value beats the preset.
     assert TransformerConfig(preset="big", dropout=0.1).dropout == 0.1
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from torch import nn
 
 from nmt.config import RNNConfig, TransformerConfig
+from nmt.models.interface import TranslationModel
 
 
-def build_model(config: TransformerConfig | RNNConfig, vocab_size: int) -> nn.Module:
+def build_model(config: TransformerConfig | RNNConfig, vocab_size: int) -> TranslationModel:
     """A freshly initialised model; every model built here honours nmt.models.interface."""
     match config:
         case TransformerConfig():

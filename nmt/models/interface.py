@@ -8,9 +8,10 @@ Masks follow one convention everywhere: bool, True = a real token that may be at
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Protocol, Self, runtime_checkable
 
-from torch import Tensor
+from torch import Tensor, nn
 
 
 @runtime_checkable
@@ -47,3 +48,28 @@ class Seq2SeqModel(Protocol):
         """Encoder–decoder attention weights (B, L, H, T, S) per layer L and head H of a
         teacher-forced pass, or None for a model without attention."""
         ...
+
+
+class TranslationModel(nn.Module):
+    """Base class of nmt's models: a torch module that honours ``Seq2SeqModel``.
+
+    ``src_embed`` and ``tgt_embed`` (one object when shared) are where pretrained word vectors
+    are loaded.
+    """
+
+    src_embed: nn.Embedding
+    tgt_embed: nn.Embedding
+
+    @abstractmethod
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def encode(self, src: Tensor, src_mask: Tensor) -> DecoderState: ...
+
+    @abstractmethod
+    def decode_step(
+        self, prev_tokens: Tensor, state: DecoderState
+    ) -> tuple[Tensor, DecoderState]: ...
+
+    @abstractmethod
+    def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None: ...

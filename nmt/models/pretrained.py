@@ -55,14 +55,24 @@ def _is_header(first: str, rest: str) -> bool:
     return first.isdigit() and rest.isdigit()
 
 
+def _embedding_of(module: nn.Module) -> nn.Embedding:
+    """``module`` itself if an nn.Embedding, else its one nn.Embedding (a scaling wrapper's)."""
+    found = [m for m in module.modules() if isinstance(m, nn.Embedding)]
+    if len(found) != 1:
+        raise ValueError(f"{type(module).__name__} holds {len(found)} nn.Embedding, expected one")
+    return found[0]
+
+
 def load_pretrained_embeddings(
-    embedding: nn.Embedding, pieces: list[str], path: Path
+    embedding: nn.Module, pieces: list[str], path: Path
 ) -> PretrainedReport:
-    """Copy the vectors of ``path`` into the rows of ``embedding`` whose piece (by id) they name."""
+    """Copy the vectors of ``path`` into the rows of ``embedding`` whose piece (by id) they name.
+
+    ``embedding`` is an nn.Embedding or a module wrapping exactly one (a scaled embedding).
+    """
+    embedding = _embedding_of(embedding)
     if len(pieces) != embedding.num_embeddings:
-        raise ValueError(
-            f"{len(pieces)} pieces for an embedding of {embedding.num_embeddings} rows"
-        )
+        raise ValueError(f"{len(pieces)} pieces for {embedding.num_embeddings} embedding rows")
     dim = embedding.embedding_dim
     # Lookup keys: word → rows, exact first (rank 0), then lowercase (rank 1).
     exact: dict[str, list[int]] = {}
@@ -120,21 +130,13 @@ def load_pretrained_embeddings(
     return report
 
 
-def _embedding_of(module: nn.Module, name: str) -> nn.Embedding:
-    """``module`` itself if an nn.Embedding, else its one nn.Embedding (a scaling wrapper's)."""
-    found = [m for m in module.modules() if isinstance(m, nn.Embedding)]
-    if len(found) != 1:
-        raise ValueError(f"{name} holds {len(found)} nn.Embedding modules, expected one")
-    return found[0]
-
-
 def load_pretrained_vectors(
     model: nn.Module, pieces: list[str], *, src_vectors: Path | None, tgt_vectors: Path | None
 ) -> list[PretrainedReport]:
     """Initialise ``model.src_embed`` / ``model.tgt_embed`` from the files given (any model
     family that has these two attributes). A shared embedding takes one file."""
-    src = _embedding_of(model.get_submodule("src_embed"), "src_embed")
-    tgt = _embedding_of(model.get_submodule("tgt_embed"), "tgt_embed")
+    src = _embedding_of(model.get_submodule("src_embed"))
+    tgt = _embedding_of(model.get_submodule("tgt_embed"))
     if src.weight is tgt.weight:
         if src_vectors and tgt_vectors and src_vectors != tgt_vectors:
             raise NmtError(

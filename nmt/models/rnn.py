@@ -33,6 +33,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import RNNConfig
 from nmt.data.tokenizer import PAD_ID
+from nmt.models.interface import DecoderState
 
 
 def make_rnn(config: RNNConfig, input_size: int, *, bidirectional: bool = False) -> nn.RNNBase:
@@ -235,13 +236,17 @@ class RNNSeq2Seq(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Every parameter uniform in ±0.1 (Sutskever et al. 2014, Luong et al. 2015); the
-        padding rows of the embeddings zero."""
-        for param in self.parameters():
-            nn.init.uniform_(param, -0.1, 0.1)
-        with torch.no_grad():
-            self.src_embed.weight[PAD_ID].zero_()
-            self.tgt_embed.weight[PAD_ID].zero_()
+        """PyTorch's defaults for the recurrent and linear layers, uniform in ±1/√fan-in: at
+        the 1000 units of Sutskever and Luong that is their ±0.1, and it scales with the width
+        (a flat ±0.1 stalls small models). Embeddings N(0, E^-0.5), as the Transformer's, with
+        zero padding rows; tied weights are the embedding's, so embeddings come last."""
+        for module in self.modules():
+            if isinstance(module, nn.RNNBase | nn.Linear):
+                module.reset_parameters()
+        for embedding in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(embedding.weight, mean=0.0, std=self.config.embed_dim**-0.5)
+            with torch.no_grad():
+                embedding.weight[PAD_ID].zero_()
 
     def logits(self, attentional: Tensor) -> Tensor:
         """Attentional vectors (..., H) → logits (..., V)."""
@@ -286,7 +291,10 @@ class RNNSeq2Seq(nn.Module):
             src_mask=src_mask,
         )
 
-    def decode_step(self, prev_tokens: Tensor, state: RNNState) -> tuple[Tensor, RNNState]:
+    def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, RNNState]:
+        # Typed as the contract's DecoderState (a narrower parameter would break the Protocol);
+        # search only ever hands back states this model made.
+        assert isinstance(state, RNNState)
         x = self.embed_dropout(self.tgt_embed(prev_tokens[:, None]))  # (B, 1, E)
         attentional, _, next_state = self.decoder(x, state)
         return self.logits(attentional[:, 0]).log_softmax(dim=-1), next_state  # (B, V)

@@ -22,6 +22,7 @@ from nmt.config import Config, load_config
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.errors import NmtError
 from nmt.models.build import build_model
+from nmt.models.interface import TranslationModel
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
@@ -101,7 +102,7 @@ def replace_dir(src: Path, dst: Path) -> None:
 
 @dataclass
 class LoadedModel:
-    model: nn.Module
+    model: TranslationModel
     config: Config
     tokenizer: Tokenizer
 

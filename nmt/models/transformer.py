@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
 from nmt.data.tokenizer import PAD_ID
+from nmt.models.interface import DecoderState, TranslationModel
 
 
 def scaled_dot_product_attention(
@@ -111,6 +113,8 @@ def sinusoidal_positions(num_positions: int, d_model: int) -> Tensor:
 class PositionalEncoding(nn.Module):
     """Adds positions to the scaled embeddings, then dropout on the sum (3.4, 3.5, 5.4)."""
 
+    table: Tensor
+
     def __init__(self, d_model: int, max_positions: int, dropout: float, learned: bool) -> None:
         super().__init__()
         self.max_positions = max_positions
@@ -159,13 +163,12 @@ class EncoderLayer(nn.Module):
         pre_norm = config.norm == "pre"
         self.self_attn = MultiHeadAttention(config.d_model, config.num_heads)
         self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff)
-        self.sublayers = nn.ModuleList(
-            SublayerConnection(config.d_model, config.dropout, pre_norm) for _ in range(2)
-        )
+        self.self_attn_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
+        self.feed_forward_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
 
     def forward(self, x: Tensor, src_mask: Tensor) -> Tensor:
-        x = self.sublayers[0](x, lambda y: self.self_attn(y, y, y, src_mask))
-        return self.sublayers[1](x, self.feed_forward)
+        x = self.self_attn_residual(x, lambda y: self.self_attn(y, y, y, src_mask))
+        return self.feed_forward_residual(x, self.feed_forward)
 
 
 class DecoderLayer(nn.Module):
@@ -181,18 +184,27 @@ class DecoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(config.d_model, config.num_heads)
         self.cross_attn = MultiHeadAttention(config.d_model, config.num_heads)
         self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff)
-        self.sublayers = nn.ModuleList(
-            SublayerConnection(config.d_model, config.dropout, pre_norm) for _ in range(3)
-        )
+        self.self_attn_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
+        self.cross_attn_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
+        self.feed_forward_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
 
     def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], memory_mask: Tensor) -> Tensor:
         # No padding mask on target keys: padding only follows real tokens, and the causal mask
         # already hides every later position.
-        x = self.sublayers[0](x, lambda y: self.self_attn(y, y, y, None, is_causal=True))
-        x = self.sublayers[1](
+        x = self.self_attn_residual(x, lambda y: self.self_attn(y, y, y, None, is_causal=True))
+        x = self.cross_attn_residual(
             x, lambda y: self.cross_attn.attend(y, *memory_kv, memory_mask, False)
         )
-        return self.sublayers[2](x, self.feed_forward)
+        return self.feed_forward_residual(x, self.feed_forward)
+
+    def cross_attention_weights(
+        self, x: Tensor, memory_kv: tuple[Tensor, Tensor], memory_mask: Tensor
+    ) -> Tensor:
+        """The encoder–decoder attention weights (B, H, T, S) this layer computes for input x."""
+        y = self.self_attn_residual(x, lambda z: self.self_attn(z, z, z, None, is_causal=True))
+        query_in = self.cross_attn_residual.norm(y) if self.cross_attn_residual.pre_norm else y
+        query = self.cross_attn.split_heads(self.cross_attn.q_proj(query_in))
+        return attention_weights(query, memory_kv[0], memory_mask)
 
     def step(
         self,
@@ -213,11 +225,11 @@ class DecoderLayer(nn.Module):
             new_cache = (k, v)
             return self.self_attn.attend(y, k, v, None, False)  # every cached position is earlier
 
-        x = self.sublayers[0](x, self_attention)
-        x = self.sublayers[1](
+        x = self.self_attn_residual(x, self_attention)
+        x = self.cross_attn_residual(
             x, lambda y: self.cross_attn.attend(y, *memory_kv, memory_mask, False)
         )
-        return self.sublayers[2](x, self.feed_forward), new_cache
+        return self.feed_forward_residual(x, self.feed_forward), new_cache
 
 
 @dataclass
@@ -241,7 +253,7 @@ class TransformerState:
         )
 
 
-class Transformer(nn.Module):
+class Transformer(TranslationModel):
     """Encoder–decoder Transformer, with the model contract of nmt.models.interface."""
 
     def __init__(self, config: TransformerConfig, vocab_size: int) -> None:
@@ -295,7 +307,11 @@ class Transformer(nn.Module):
         return self.encoder_norm(x)
 
     def memory_keys_values(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
-        return [layer.cross_attn.project_key_value(memory, memory) for layer in self.decoder_layers]
+        return [layer.cross_attn.project_key_value(memory, memory) for layer in self.decoder_stack]
+
+    @property
+    def decoder_stack(self) -> list[DecoderLayer]:
+        return cast(list[DecoderLayer], list(self.decoder_layers))
 
     def decoder(self, tgt_in: Tensor, memory: Tensor, src_mask: Tensor) -> Tensor:
         """tgt_in (B, T) and memory (B, S, D) → logits (B, T, V)."""
@@ -320,14 +336,17 @@ class Transformer(nn.Module):
         )
 
     def decode_step(
-        self, prev_tokens: Tensor, state: TransformerState
+        self, prev_tokens: Tensor, state: DecoderState
     ) -> tuple[Tensor, TransformerState]:
+        assert isinstance(state, TransformerState)
         x = self.tgt_positions(
             self.tgt_embed(prev_tokens[:, None]) * self.embed_scale, start=state.position
         )  # (B, 1, D)
-        caches = state.self_kv or [None] * len(self.decoder_layers)
+        caches: list[tuple[Tensor, Tensor] | None] = [None] * len(self.decoder_layers)
+        if state.self_kv is not None:
+            caches = list(state.self_kv)
         new_caches = []
-        for layer, kv, cache in zip(self.decoder_layers, state.memory_kv, caches, strict=True):
+        for layer, kv, cache in zip(self.decoder_stack, state.memory_kv, caches, strict=True):
             x, new_cache = layer.step(x, kv, state.memory_mask, cache)
             new_caches.append(new_cache)
         logits = self.generator(self.decoder_norm(x))[:, 0]  # (B, V)
@@ -343,13 +362,7 @@ class Transformer(nn.Module):
         mask = src_mask[:, None, None, :]
         x = self.tgt_positions(self.tgt_embed(tgt_in) * self.embed_scale)
         weights = []
-        for layer, (k, v) in zip(self.decoder_layers, self.memory_keys_values(memory), strict=True):
-            # Recompute the sublayer input exactly as the layer does, then the textbook weights.
-            y = layer.sublayers[0](
-                x, lambda z, layer=layer: layer.self_attn(z, z, z, None, is_causal=True)
-            )
-            query_in = layer.sublayers[1].norm(y) if layer.sublayers[1].pre_norm else y
-            q = layer.cross_attn.split_heads(layer.cross_attn.q_proj(query_in))
-            weights.append(attention_weights(q, k, mask))
-            x = layer(x, (k, v), mask)
+        for layer, kv in zip(self.decoder_stack, self.memory_keys_values(memory), strict=True):
+            weights.append(layer.cross_attention_weights(x, kv, mask))
+            x = layer(x, kv, mask)
         return torch.stack(weights, dim=1)

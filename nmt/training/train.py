@@ -19,19 +19,25 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from nmt.config import Config, config_to_yaml, load_config
+from nmt.config import Config, RNNConfig, TransformerConfig, config_to_yaml, load_config
 from nmt.data.batching import TokenBudgetSampler
 from nmt.data.dataset import EncodedPairs, encode_parallel
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.errors import NmtError
 from nmt.models.build import build_model, count_parameters
+from nmt.models.interface import TranslationModel
 from nmt.models.store import CONFIG_FILE, atomic_write_text, write_model_dir
 from nmt.training.checkpoint import TrainerState, checkpoint_dirs, load_checkpoint, save_checkpoint
 from nmt.training.distributed import Distributed, setup_distributed, teardown_distributed
 from nmt.training.loss import label_smoothed_loss
-from nmt.training.metrics import METRICS_FILE, PLOT_FILE, append_metrics, plot_metrics
-from nmt.training.metrics import truncate_metrics
+from nmt.training.metrics import (
+    METRICS_FILE,
+    PLOT_FILE,
+    append_metrics,
+    plot_metrics,
+    truncate_metrics,
+)
 from nmt.training.schedule import learning_rate
 
 log = logging.getLogger(__name__)
@@ -55,7 +61,12 @@ def resolve_device(name: str) -> torch.device:
 
 def model_width(config: Config) -> int:
     """The d_model of the schedule's d_model^-0.5 factor (a recurrent model's hidden size)."""
-    return getattr(config.model, "d_model", None) or getattr(config.model, "hidden_size", 512)
+    match config.model:
+        case TransformerConfig():
+            return config.model.d_model
+        case RNNConfig():
+            return config.model.hidden_size
+    raise AssertionError(type(config.model))
 
 
 def describe_model(config: Config, vocab_size: int) -> str:
@@ -125,7 +136,7 @@ def batch_stream(
         epoch, index = epoch + 1, 0
 
 
-def init_pretrained(model: nn.Module, config: Config, tokenizer: Tokenizer) -> None:
+def init_pretrained(model: TranslationModel, config: Config, tokenizer: Tokenizer) -> None:
     from nmt.models.pretrained import load_pretrained_embeddings
 
     pieces = tokenizer.pieces()
@@ -140,19 +151,29 @@ def dev_loss(model: nn.Module, dev: EncodedPairs, config: Config, device: torch.
     """Plain cross-entropy per target token on the dev set (teacher forcing)."""
     model.eval()
     sampler = TokenBudgetSampler(
-        dev.src_lengths, dev.tgt_lengths, max_tokens=config.training.max_tokens, seed=0, shuffle=False
+        dev.src_lengths,
+        dev.tgt_lengths,
+        max_tokens=config.training.max_tokens,
+        seed=0,
+        shuffle=False,
     )
     nll, tokens = 0.0, 0
     for indices in sampler.epoch_batches(0):
         batch = dev.batch(indices).to(device)
-        sums = label_smoothed_loss(model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out, epsilon=0.0)
+        sums = label_smoothed_loss(
+            model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out, epsilon=0.0
+        )
         nll += float(sums.nll)
         tokens += sums.num_tokens
     return nll / max(tokens, 1)
 
 
 def validate(
-    model: nn.Module, tokenizer: Tokenizer, dev: EncodedPairs, config: Config, device: torch.device
+    model: TranslationModel,
+    tokenizer: Tokenizer,
+    dev: EncodedPairs,
+    config: Config,
+    device: torch.device,
 ) -> dict[str, float | str]:
     """Dev cross-entropy, perplexity, and sacreBLEU/chrF of greedy translations."""
     from nmt.decoding.translator import Translator
@@ -163,7 +184,9 @@ def validate(
     limit = config.training.valid_max_sentences
     src_lines = list(iter_lines(data.dir / f"dev.{data.src_lang}"))[:limit]
     ref_lines = list(iter_lines(data.dir / f"dev.{data.tgt_lang}"))[:limit]
-    translator = Translator(model, tokenizer, device=str(device), max_positions=config.model.max_positions)
+    translator = Translator(
+        model, tokenizer, device=str(device), max_positions=config.model.max_positions
+    )
     hyps = translator.translate(src_lines, beam_size=1, max_tokens=config.decoding.max_tokens)
     scores = score(hyps, ref_lines)
     return {
@@ -218,7 +241,11 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         truncate_metrics(metrics_path, after_step=trainer.step)
         log.info(
             "%s: %d training pairs, %d dev pairs, %d parameters, %d batches per epoch",
-            run_dir, len(train_data), len(dev_data), count_parameters(model), len(sampler),
+            run_dir,
+            len(train_data),
+            len(dev_data),
+            count_parameters(model),
+            len(sampler),
         )
     ddp_model = DistributedDataParallel(model) if dist.enabled else model
     stream = batch_stream(sampler, trainer.epoch, trainer.batch_in_epoch)
@@ -227,8 +254,11 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
     width = model_width(config)
 
     progress = tqdm(
-        total=tc.max_steps, initial=trainer.step, disable=not (dist.is_main and tc.progress),
-        unit="step", dynamic_ncols=True,
+        total=tc.max_steps,
+        initial=trainer.step,
+        disable=not (dist.is_main and tc.progress),
+        unit="step",
+        dynamic_ncols=True,
     )
     last_saved = trainer.step
     window_tokens, window_seconds = 0, 0.0
@@ -276,17 +306,27 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         smoothed_sum, nll_sum = dist.all_sum([smoothed_sum, nll_sum])
         loss, nll = smoothed_sum / update_tokens, nll_sum / update_tokens
         if not math.isfinite(loss):
-            raise NmtError(f"training diverged at step {trainer.step} (loss {loss}); lower the learning rate")
+            raise NmtError(
+                f"training diverged at step {trainer.step} (loss {loss}); lower the learning rate"
+            )
         progress.update(1)
         if dist.is_main and trainer.step % tc.log_every == 0:
             tokens_per_second = window_tokens / max(window_seconds, 1e-9)
-            progress.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_second:.0f}")
+            progress.set_postfix(
+                loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_second:.0f}"
+            )
             append_metrics(
                 metrics_path,
                 {
-                    "split": "train", "step": trainer.step, "epoch": trainer.epoch,
-                    "loss": loss, "nll": nll, "ppl": math.exp(min(nll, 50.0)), "lr": lr,
-                    "tokens_per_second": tokens_per_second, "elapsed_seconds": trainer.elapsed_seconds,
+                    "split": "train",
+                    "step": trainer.step,
+                    "epoch": trainer.epoch,
+                    "loss": loss,
+                    "nll": nll,
+                    "ppl": math.exp(min(nll, 50.0)),
+                    "lr": lr,
+                    "tokens_per_second": tokens_per_second,
+                    "elapsed_seconds": trainer.elapsed_seconds,
                 },
             )
             window_tokens, window_seconds = 0, 0.0
@@ -297,14 +337,28 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
                 stop = _validate_and_keep_best(model, tokenizer, dev_data, config, device, trainer)
             stop = dist.broadcast_flag(stop)
         if dist.is_main and (trainer.step % tc.save_every == 0 or stop):
-            save_checkpoint(run_dir, model=model, optimizer=optimizer, trainer=trainer, config=config, keep_last=tc.keep_last)
+            save_checkpoint(
+                run_dir,
+                model=model,
+                optimizer=optimizer,
+                trainer=trainer,
+                config=config,
+                keep_last=tc.keep_last,
+            )
             last_saved = trainer.step
         if stop:
             stopped_because = "early stopping"
             break
     progress.close()
     if dist.is_main and trainer.step != last_saved:
-        save_checkpoint(run_dir, model=model, optimizer=optimizer, trainer=trainer, config=config, keep_last=tc.keep_last)
+        save_checkpoint(
+            run_dir,
+            model=model,
+            optimizer=optimizer,
+            trainer=trainer,
+            config=config,
+            keep_last=tc.keep_last,
+        )
     if dist.is_main and not (run_dir / "best").is_dir() and trainer.step > 0:
         _validate_and_keep_best(model, tokenizer, dev_data, config, device, trainer)
     dist.barrier()
@@ -312,7 +366,7 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
 
 
 def _validate_and_keep_best(
-    model: nn.Module,
+    model: TranslationModel,
     tokenizer: Tokenizer,
     dev: EncodedPairs,
     config: Config,
@@ -326,14 +380,19 @@ def _validate_and_keep_best(
     plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
     log.info(
         "step %d: dev ppl %.2f, BLEU %.2f, chrF %.2f",
-        trainer.step, result["ppl"], result["bleu"], result["chrf"],
+        trainer.step,
+        result["ppl"],
+        result["bleu"],
+        result["chrf"],
     )
     # Higher is better for BLEU; for loss compare the negated cross-entropy.
     current = float(result["bleu"]) if tc.best_metric == "bleu" else -float(result["nll"])
     if trainer.best_score is None or current > trainer.best_score:
         trainer.best_score, trainer.best_step = current, trainer.step
         trainer.validations_without_improvement = 0
-        write_model_dir(run_dir / "best", config=config, tokenizer_path=run_dir / TOKENIZER_FILE, model=model)
+        write_model_dir(
+            run_dir / "best", config=config, tokenizer_path=run_dir / TOKENIZER_FILE, model=model
+        )
     else:
         trainer.validations_without_improvement += 1
     return tc.patience is not None and trainer.validations_without_improvement >= tc.patience

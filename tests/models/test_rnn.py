@@ -4,12 +4,13 @@ teacher-forced pass, padding changes nothing, beams can be selected, and a toy t
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from nmt.config import RNNConfig
 from nmt.data.batching import pad_sequences
@@ -152,6 +153,27 @@ def test_select_with_repeated_indices_keeps_each_rows_state(variant: dict[str, A
     torch.testing.assert_close(beams, reference[indices], atol=1e-6, rtol=0)
 
 
+@torch.no_grad()
+def test_input_feeding_carries_the_attentional_vector() -> None:
+    model = make_model(cell="gru", attention="dot", input_feeding=True)
+    src, src_mask, tgt_in = random_batch()
+    state = model.encode(src, src_mask)
+    assert state.feed is not None and torch.all(state.feed == 0)  # Luong: zero at the start
+    log_probs, state = model.decode_step(tgt_in[:, 0], state)
+    assert state.feed is not None
+    # The vector fed to the next step is the one the output layer just read.
+    torch.testing.assert_close(model.logits(state.feed).log_softmax(dim=-1), log_probs)
+
+
+@torch.no_grad()
+def test_without_attention_the_context_is_the_top_layers_final_state() -> None:
+    model = make_model(cell="lstm", attention="none", num_layers=2, bidirectional=True)
+    src, src_mask, _ = random_batch()
+    state = model.encode(src, src_mask)
+    assert state.context is not None and state.memory is None and state.keys is None
+    torch.testing.assert_close(state.context, state.hidden[:, -1])
+
+
 def test_model_and_state_follow_the_contract() -> None:
     model = make_model(cell="lstm", attention="additive", input_feeding=True)
     src, src_mask, _ = random_batch()
@@ -176,10 +198,22 @@ def test_sharing_and_tying() -> None:
     assert untied.generator.in_features == 12
 
 
-def test_init_is_uniform_within_a_tenth() -> None:
-    model = make_model(cell="lstm", attention="additive", bidirectional=True)
-    for name, param in model.named_parameters():
-        assert param.abs().max() <= 0.1, name
+def test_init_scales_with_the_sizes() -> None:
+    torch.manual_seed(0)
+    config = RNNConfig(cell="lstm", attention="additive", embed_dim=64, hidden_size=100)
+    model = RNNSeq2Seq(config, 4000)
+    for embedding in (model.src_embed, model.tgt_embed):  # N(0, E^-0.5), the padding row zero
+        assert embedding.weight[PAD_ID].abs().sum() == 0
+        assert embedding.weight[PAD_ID + 1 :].std().item() == pytest.approx(64**-0.5, rel=0.05)
+    for name, module in model.named_modules():  # uniform ±1/√fan-in
+        if isinstance(module, nn.RNNBase):
+            bound, params = module.hidden_size**-0.5, list(module.parameters())
+        elif isinstance(module, nn.Linear) and module is not model.generator:
+            bound, params = module.in_features**-0.5, list(module.parameters())
+        else:
+            continue
+        assert all(p.abs().max() <= bound for p in params), name
+    assert model.generator.weight is model.tgt_embed.weight  # initialising kept the tie
 
 
 # -- a toy task: copy the source ----------------------------------------------------------------
@@ -212,18 +246,26 @@ def greedy_accuracy(model: RNNSeq2Seq, src: Tensor, tgt_out: Tensor) -> float:
     return float(((torch.stack(predicted, dim=1) == tgt_out) & real).sum() / real.sum())
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and threads spin-waiting for a busy CPU
+    can make a seconds-long training run take minutes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize(
     "variant",
     [{"cell": cell, "attention": kind} for cell in CELLS for kind in ("none", "additive")]
     + [{"cell": "lstm", "attention": "general", "input_feeding": True, "bidirectional": True}],
     ids=variant_id,
 )
-def test_learns_to_copy(variant: dict[str, Any]) -> None:
+def test_learns_to_copy(variant: dict[str, Any], one_thread: None) -> None:
     torch.manual_seed(0)
-    # Untied: the tied output layer, fed through a projection, learns this 20-symbol toy task
-    # more slowly; the fixed-context (no attention) models need every step they can get.
     fields = {"embed_dim": 32, "hidden_size": 64, "dropout": 0.0, "bidirectional": False}
-    model = RNNSeq2Seq(RNNConfig(**{**fields, "tie_output": False, **variant}), 20)
+    model = RNNSeq2Seq(RNNConfig(**{**fields, **variant}), 20)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
     test_src, _, test_out = copy_batch(torch.Generator().manual_seed(1), 200)

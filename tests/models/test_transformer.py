@@ -40,7 +40,9 @@ def test_positional_encoding_formula() -> None:
             assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
 
 
-def textbook_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def textbook_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     return scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
 
@@ -86,7 +88,12 @@ def test_padding_mask_matters() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"norm": "post"}, {"norm": "pre"}, {"positions": "learned"}, {"share_embeddings": False, "tie_output": False}],
+    [
+        {"norm": "post"},
+        {"norm": "pre"},
+        {"positions": "learned"},
+        {"share_embeddings": False, "tie_output": False},
+    ],
     ids=["post-LN", "pre-LN", "learned-positions", "untied"],
 )
 def test_step_by_step_decoding_reproduces_teacher_forcing(overrides: dict[str, object]) -> None:
@@ -125,7 +132,9 @@ def test_three_way_tying_is_one_tensor() -> None:
 def test_embeddings_are_scaled_by_sqrt_d_model() -> None:
     model = tiny()
     tokens = torch.tensor([[5, 6]])
-    x = model.src_positions.dropout(model.src_embed(tokens) * math.sqrt(32) + model.src_positions.table[:2])
+    x = model.src_positions.dropout(
+        model.src_embed(tokens) * math.sqrt(32) + model.src_positions.table[:2]
+    )
     # The encoder's input is exactly the scaled embedding plus position (dropout is off).
     captured = {}
 
@@ -176,7 +185,9 @@ def test_tiny_transformer_learns_to_copy_and_reverse(task: str) -> None:
     mask = torch.ones(64, 5, dtype=torch.bool)
     for _ in range(150):
         src, tgt_in, tgt_out = sample(64)
-        loss = torch.nn.functional.cross_entropy(model(src, mask, tgt_in).flatten(0, 1), tgt_out.flatten())
+        loss = torch.nn.functional.cross_entropy(
+            model(src, mask, tgt_in).flatten(0, 1), tgt_out.flatten()
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -25,7 +25,13 @@ def trained_run(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_run_directory_holds_checkpoints_best_and_metrics(trained_run: Path) -> None:
     names = [p.name for p in checkpoint_dirs(trained_run)]
     assert names == ["step-00000005", "step-00000010", "step-00000015"]
-    for name in ("config.yaml", "tokenizer.model", "metrics.jsonl", "curves.png", "best/model.safetensors"):
+    for name in (
+        "config.yaml",
+        "tokenizer.model",
+        "metrics.jsonl",
+        "curves.png",
+        "best/model.safetensors",
+    ):
         assert (trained_run / name).is_file(), name
     # Nothing temporary is left behind.
     assert not [p for p in (trained_run / "checkpoints").iterdir() if p.name.startswith(".")]
@@ -52,7 +58,10 @@ def test_averaging_two_checkpoints_gives_their_mean(trained_run: Path, tmp_path:
     assert averaged.keys() == first.keys()
     for name, value in averaged.items():
         assert torch.allclose(value, (first[name] + second[name]) / 2, atol=1e-7), name
-    assert load_model_dir(tmp_path / "avg").config.model == load_config(trained_run / "config.yaml").model
+    assert (
+        load_model_dir(tmp_path / "avg").config.model
+        == load_config(trained_run / "config.yaml").model
+    )
 
 
 def test_averaging_more_checkpoints_than_kept_is_refused(trained_run: Path, tmp_path: Path) -> None:
@@ -83,7 +92,9 @@ def test_weights_from_another_config_are_refused(trained_run: Path, tmp_path: Pa
         load_model_dir(other)
 
 
-def test_resuming_with_another_model_config_is_refused(trained_run: Path, toy_corpus: Path, tmp_path: Path) -> None:
+def test_resuming_with_another_model_config_is_refused(
+    trained_run: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
     config = write_config(tmp_path / "c.yaml", toy_corpus, trained_run, model={"d_ff": 96})
     with pytest.raises(NmtError, match="another 'model' configuration"):
         train(load_config(config))

@@ -24,14 +24,29 @@ def test_two_gloo_processes_equal_one_process(toy_corpus: Path, tmp_path: Path) 
     # No dropout: the two ranks draw different random numbers than one process would.
     common = {"max_steps": STEPS, "save_every": STEPS}
     single = write_config(
-        tmp_path / "one.yaml", toy_corpus, tmp_path / "one", model={"dropout": 0.0}, training={**common, "accumulate": 2}
+        tmp_path / "one.yaml",
+        toy_corpus,
+        tmp_path / "one",
+        model={"dropout": 0.0},
+        training={**common, "accumulate": 2},
     )
-    subprocess.run([sys.executable, "-m", "nmt.cli", "train", str(single)], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "nmt.cli", "train", str(single)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     # The tokenizer is trained once and shared, so both runs see the same ids.
     (tmp_path / "two").mkdir()
-    (tmp_path / "two" / "tokenizer.model").write_bytes((tmp_path / "one" / "tokenizer.model").read_bytes())
+    (tmp_path / "two" / "tokenizer.model").write_bytes(
+        (tmp_path / "one" / "tokenizer.model").read_bytes()
+    )
     double = write_config(
-        tmp_path / "two.yaml", toy_corpus, tmp_path / "two", model={"dropout": 0.0}, training={**common, "accumulate": 1}
+        tmp_path / "two.yaml",
+        toy_corpus,
+        tmp_path / "two",
+        model={"dropout": 0.0},
+        training={**common, "accumulate": 1},
     )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
     result = subprocess.run(

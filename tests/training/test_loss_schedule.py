@@ -16,7 +16,13 @@ def test_label_smoothing_matches_the_closed_form() -> None:
     target = torch.tensor([[5, 6, 7, PAD_ID], [8, 9, PAD_ID, PAD_ID]])
     sums = label_smoothed_loss(logits, target, epsilon=0.1)
     # Reference: PyTorch's own smoothed cross-entropy (1 - ε on the reference, ε / V on all).
-    expected = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID, label_smoothing=0.1, reduction="sum")
+    expected = F.cross_entropy(
+        logits.flatten(0, 1),
+        target.flatten(),
+        ignore_index=PAD_ID,
+        label_smoothing=0.1,
+        reduction="sum",
+    )
     assert sums.smoothed.item() == pytest.approx(expected.item(), rel=1e-6)
     # And by hand for one token.
     log_p = logits[0, 0].log_softmax(-1)
@@ -33,7 +39,9 @@ def test_plain_cross_entropy_ignores_padding_and_smoothing() -> None:
     sums = label_smoothed_loss(logits, target, epsilon=0.3)
     expected = -(logits[0, 0].log_softmax(-1)[4] + logits[0, 1].log_softmax(-1)[5])
     assert sums.nll.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert label_smoothed_loss(logits, target, epsilon=0.0).smoothed.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert label_smoothed_loss(logits, target, epsilon=0.0).smoothed.item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
 
 
 def test_schedule_is_the_papers_formula() -> None:
@@ -51,7 +59,9 @@ def test_schedule_is_the_papers_formula() -> None:
 def test_schedule_scale_and_peak_forms() -> None:
     scaled = ScheduleConfig(warmup_steps=100, scale=2.0)
     plain = ScheduleConfig(warmup_steps=100)
-    assert learning_rate(50, d_model=64, config=scaled) == pytest.approx(2 * learning_rate(50, d_model=64, config=plain))
+    assert learning_rate(50, d_model=64, config=scaled) == pytest.approx(
+        2 * learning_rate(50, d_model=64, config=plain)
+    )
     peak = ScheduleConfig(kind="peak", warmup_steps=100, peak_lr=1e-3)
     assert learning_rate(100, d_model=64, config=peak) == pytest.approx(1e-3)
     assert learning_rate(400, d_model=64, config=peak) == pytest.approx(1e-3 * math.sqrt(100 / 400))

@@ -34,16 +34,24 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(toy_corpus: Path, tmp_p
     # position matters; warm-up, so the schedule matters; Adam, so its moments matter.
     settings = {"max_steps": STEPS, "save_every": 3, "max_tokens": 300}
     whole = write_config(tmp_path / "whole.yaml", toy_corpus, tmp_path / "whole", training=settings)
-    killed = write_config(tmp_path / "killed.yaml", toy_corpus, tmp_path / "killed", training=settings)
+    killed = write_config(
+        tmp_path / "killed.yaml", toy_corpus, tmp_path / "killed", training=settings
+    )
     subprocess.run(train_command(whole), check=True, env=environment(), capture_output=True)
 
     kills = 0
     for wait_for in (2, 6):  # kill twice, mid-run, at moments not aligned with checkpoints
-        process = subprocess.Popen(train_command(killed), env=environment(), stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            train_command(killed), env=environment(), stderr=subprocess.DEVNULL
+        )
         checkpoints = tmp_path / "killed" / "checkpoints"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if checkpoints.is_dir() and len([p for p in checkpoints.iterdir() if p.name.startswith("step-")]) >= wait_for:
+            if (
+                checkpoints.is_dir()
+                and len([p for p in checkpoints.iterdir() if p.name.startswith("step-")])
+                >= wait_for
+            ):
                 break
             time.sleep(0.05)
         time.sleep(0.3)

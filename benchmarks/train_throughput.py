@@ -1,0 +1,177 @@
+"""Training throughput: nmt's Transformer against torch.nn.Transformer, same run, same batches.
+
+Both models have the same size, see the same token-budget batches of the real corpus, use the
+same label-smoothed loss and the same Adam; their steps alternate so that both meet the same
+machine noise. Prints target tokens per second (medians), the ratio nmt / reference, and nmt's
+achieved FLOP/s as a share of this machine's measured float32 matmul peak.
+
+    .venv/bin/python benchmarks/train_throughput.py --data data/de-en --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from nmt.config import TransformerConfig
+from nmt.data.batching import Batch, TokenBudgetSampler
+from nmt.data.dataset import encode_parallel
+from nmt.data.tokenizer import PAD_ID, Tokenizer
+from nmt.models.transformer import Transformer, sinusoidal_positions
+from nmt.training.loss import label_smoothed_loss
+
+
+class ReferenceTransformer(nn.Module):
+    """The same model built from torch.nn.Transformer: shared embeddings, sinusoids, post-LN."""
+
+    def __init__(self, config: TransformerConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, config.d_model, padding_idx=PAD_ID)
+        self.register_buffer(
+            "positions", sinusoidal_positions(config.max_positions, config.d_model)
+        )
+        self.transformer = nn.Transformer(
+            d_model=config.d_model,
+            nhead=config.num_heads,
+            num_encoder_layers=config.num_layers,
+            num_decoder_layers=config.num_layers,
+            dim_feedforward=config.d_ff,
+            dropout=config.dropout,
+            batch_first=True,
+        )
+        self.generator = nn.Linear(config.d_model, vocab_size, bias=False)
+        self.generator.weight = self.embed.weight
+        self.dropout = nn.Dropout(config.dropout)
+        self.scale = math.sqrt(config.d_model)
+
+    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+        def embed(tokens: Tensor) -> Tensor:
+            return self.dropout(self.embed(tokens) * self.scale + self.positions[: tokens.size(1)])
+
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.size(1))
+        out = self.transformer(
+            embed(src),
+            embed(tgt_in),
+            tgt_mask=causal,
+            tgt_is_causal=True,
+            src_key_padding_mask=~src_mask,
+            memory_key_padding_mask=~src_mask,
+        )
+        return self.generator(out)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch) -> float:
+    """One update; returns its wall time in seconds."""
+    started = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(batch.src, batch.src_mask, batch.tgt_in)
+    sums = label_smoothed_loss(logits, batch.tgt_out, epsilon=0.1)
+    (sums.smoothed / sums.num_tokens).backward()
+    optimizer.step()
+    return time.perf_counter() - started
+
+
+def matmul_peak_flops(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times)
+
+
+def step_flops(model: nn.Module, batch: Batch) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        logits = model(batch.src, batch.src_mask, batch.tgt_in)
+        label_smoothed_loss(logits, batch.tgt_out, epsilon=0.1).smoothed.backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("data/de-en"))
+    parser.add_argument("--preset", default="small", choices=["small", "base", "big"])
+    parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--max-tokens", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=20, help="measured steps per model")
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = Tokenizer.train(
+            [args.data / "train.en", args.data / "train.de"],
+            Path(tmp) / "tokenizer.model",
+            vocab_size=args.vocab_size,
+        )
+    pairs = encode_parallel(tokenizer, args.data / "train.en", args.data / "train.de", max_len=100)
+    sampler = TokenBudgetSampler(
+        pairs.src_lengths, pairs.tgt_lengths, max_tokens=args.max_tokens, seed=0
+    )
+    batches = [pairs.batch(b) for b in sampler.epoch_batches(0)[: args.warmup + args.steps]]
+
+    config = TransformerConfig(preset=args.preset)
+    models: dict[str, nn.Module] = {
+        "nmt": Transformer(config, tokenizer.vocab_size),
+        "reference": ReferenceTransformer(config, tokenizer.vocab_size),
+    }
+    params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+    optimizers = {
+        name: torch.optim.Adam(m.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
+        for name, m in models.items()
+    }
+    for model in models.values():
+        model.train()
+    times: dict[str, list[float]] = {name: [] for name in models}
+    tokens: list[int] = []
+    for i, batch in enumerate(batches):
+        for name in ("nmt", "reference") if i % 2 else ("reference", "nmt"):
+            seconds = train_step(models[name], optimizers[name], batch)
+            if i >= args.warmup:
+                times[name].append(seconds)
+        if i >= args.warmup:
+            tokens.append(batch.num_tgt_tokens)
+
+    # Per-token time: batches differ in size, so compare seconds per target token.
+    rates = {
+        name: statistics.median(tok / sec for tok, sec in zip(tokens, ts, strict=True))
+        for name, ts in times.items()
+    }
+    flops_per_token = statistics.median(
+        step_flops(models["nmt"], b) / b.num_tgt_tokens for b in batches[args.warmup :][:5]
+    )
+    peak = matmul_peak_flops()
+    achieved = flops_per_token * rates["nmt"]
+    machine = platform.processor() or platform.machine()
+    print(f"machine: {machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(
+        f"model: Transformer {args.preset}, vocab {tokenizer.vocab_size}, "
+        f"max_tokens {args.max_tokens}, {args.steps} steps each"
+    )
+    print(f"parameters: nmt {params['nmt']:,}, reference {params['reference']:,}")
+    for name in models:
+        print(f"{name:>10}: {rates[name]:8.0f} target tokens/s (median)")
+    print(f"ratio nmt / reference: {rates['nmt'] / rates['reference']:.3f}")
+    print(
+        f"nmt achieved {achieved / 1e9:.1f} GFLOP/s "
+        f"({flops_per_token / 1e6:.1f} MFLOP per target token); "
+        f"matmul peak {peak / 1e9:.1f} GFLOP/s; share {achieved / peak:.1%}"
+    )
+
+
+if __name__ == "__main__":
+    main()
