@@ -1,8 +1,9 @@
 """Embeddings initialised from pretrained word vectors (word2vec, GloVe, fastText text format).
 
-The file is read as a stream, one ``word v1 … vd`` line at a time, after an optional
-``count dim`` header (word2vec and fastText write one, GloVe does not); only the rows of the
-vocabulary are kept, so a multi-gigabyte file costs no more memory than the embedding itself.
+The file (plain text, or gzip when it ends in .gz) is read as a stream, one ``word v1 … vd``
+line at a time, after an optional ``count dim`` header (word2vec and fastText write one, GloVe
+does not); only the rows of the vocabulary are kept, so a multi-gigabyte file costs no more
+memory than the embedding itself, and reading stops once every piece has its exact word.
 
 Vocabulary entries are SentencePiece pieces: a word-initial piece starts with "▁", which is
 stripped to look the word up. A piece takes the vector of its exact word, or failing that of

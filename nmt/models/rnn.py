@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import RNNConfig
 from nmt.data.tokenizer import PAD_ID
-from nmt.models.interface import DecoderState
+from nmt.models.interface import DecoderState, TranslationModel
 
 
 def make_rnn(config: RNNConfig, input_size: int, *, bidirectional: bool = False) -> nn.RNNBase:
@@ -128,30 +128,34 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         self.rnn = make_rnn(config, config.embed_dim, bidirectional=config.bidirectional)
-        if config.bidirectional:
-            # The two directions are concatenated (2H), then projected to the decoder's size:
-            # the memory by a linear map, the initial state by a tanh bridge (Bahdanau's
-            # s_0 = tanh(W_s·h_1), here from both directions; one bridge for h and for c).
-            width = 2 * config.hidden_size
-            self.memory_proj = nn.Linear(width, config.hidden_size, bias=False)
-            self.bridge = nn.Linear(width, config.hidden_size)
+        # Bidirectional: the two directions are concatenated (2H), then projected to the
+        # decoder's size: the initial state by a tanh bridge (Bahdanau's s_0 = tanh(W_s·h_1),
+        # here from both directions; one bridge for h and for c), the memory by a linear map
+        # (only where attention reads it: a parameter without gradient upsets DDP).
+        width, hidden = 2 * config.hidden_size, config.hidden_size
+        project_memory = config.bidirectional and config.attention != "none"
+        self.bridge = nn.Linear(width, hidden) if config.bidirectional else None
+        self.memory_proj = nn.Linear(width, hidden, bias=False) if project_memory else None
 
     def forward(self, x: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """x (B, S, E) → memory (B, S, H), zero at padding; final hidden and cell (L, B, H)."""
+        """x (B, S, E) → memory (B, S, H), zero at padding (2H wide and unused without
+        attention); final hidden and cell (L, B, H)."""
         # Packing runs each sentence over its real tokens only: padding changes nothing.
         lengths = src_mask.sum(dim=1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         outputs, final = self.rnn(packed)
         memory, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.size(1))
         hidden, cell = final if isinstance(final, tuple) else (final, None)  # (L·dirs, B, H)
-        if self.config.bidirectional:
+        if self.memory_proj is not None:
             memory = self.memory_proj(memory)
+        if self.bridge is not None:
             hidden = self.join_directions(hidden)
             cell = None if cell is None else self.join_directions(cell)
         return memory, hidden, cell
 
     def join_directions(self, state: Tensor) -> Tensor:
         """(L·2, B, H), forward and backward per layer → (L, B, H)."""
+        assert self.bridge is not None
         num_layers, batch = self.config.num_layers, state.size(1)
         both = state.view(num_layers, 2, batch, -1)
         return torch.tanh(self.bridge(torch.cat([both[:, 0], both[:, 1]], dim=-1)))
@@ -210,7 +214,7 @@ class Decoder(nn.Module):
         return attentional, weights, next_state
 
 
-class RNNSeq2Seq(nn.Module):
+class RNNSeq2Seq(TranslationModel):
     """Recurrent encoder–decoder (rnn/lstm/gru, with or without attention), with the model
     contract of nmt.models.interface."""
 
@@ -236,10 +240,10 @@ class RNNSeq2Seq(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """PyTorch's defaults for the recurrent and linear layers, uniform in ±1/√fan-in: at
-        the 1000 units of Sutskever and Luong that is their ±0.1, and it scales with the width
-        (a flat ±0.1 stalls small models). Embeddings N(0, E^-0.5), as the Transformer's, with
-        zero padding rows; tied weights are the embedding's, so embeddings come last."""
+        """PyTorch's defaults for the recurrent and linear layers: uniform in ±1/√fan-in, which
+        scales with the width (Sutskever's and Luong's flat ±0.1 was chosen for 1000-unit
+        layers and stalls small models). Embeddings N(0, E^-0.5), as the Transformer's, with
+        zero padding rows; a tied output weight is the embedding, so embeddings come last."""
         for module in self.modules():
             if isinstance(module, nn.RNNBase | nn.Linear):
                 module.reset_parameters()
@@ -268,7 +272,7 @@ class RNNSeq2Seq(nn.Module):
             outputs.append(attentional)
             if weights is not None:
                 all_weights.append(weights)
-        return torch.cat(outputs, dim=1), torch.cat(all_weights, dim=1) if all_weights else None
+        return torch.cat(outputs, dim=1), (torch.cat(all_weights, dim=1) if all_weights else None)
 
     # -- the contract -------------------------------------------------------------------------
 

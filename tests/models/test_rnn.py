@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from nmt.config import RNNConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.models.interface import DecoderState, Seq2SeqModel
+from nmt.models.interface import DecoderState, Seq2SeqModel, TranslationModel
 from nmt.models.rnn import RNNSeq2Seq, RNNState
 
 VOCAB = 23
@@ -98,6 +98,16 @@ def test_extra_source_padding_changes_nothing(variant: dict[str, Any]) -> None:
     )
 
 
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_every_parameter_gets_a_gradient(variant: dict[str, Any]) -> None:
+    """An unused parameter would make DistributedDataParallel fail."""
+    model = make_model(**variant).train()
+    src, src_mask, tgt_in = random_batch()
+    model(src, src_mask, tgt_in).logsumexp(dim=-1).mean().backward()
+    unused = [name for name, param in model.named_parameters() if param.grad is None]
+    assert not unused
+
+
 @torch.no_grad()
 def test_a_sentence_alone_equals_it_in_a_padded_batch() -> None:
     model = make_model(cell="lstm", attention="general", bidirectional=True)
@@ -177,7 +187,7 @@ def test_without_attention_the_context_is_the_top_layers_final_state() -> None:
 def test_model_and_state_follow_the_contract() -> None:
     model = make_model(cell="lstm", attention="additive", input_feeding=True)
     src, src_mask, _ = random_batch()
-    assert isinstance(model, Seq2SeqModel)
+    assert isinstance(model, Seq2SeqModel) and isinstance(model, TranslationModel)
     assert isinstance(model.encode(src, src_mask), DecoderState)
 
 
