@@ -104,9 +104,8 @@ def main() -> None:
     lines = [line for line in iter_lines(args.src) if line.strip()][: args.sentences]
     ids = loaded.tokenizer.encode_batch(lines)
     models = {"cached": loaded.model, "uncached": UncachedTransformer(loaded.model)}
-    print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-    )
+    threads = torch.get_num_threads()
+    print(f"machine: {platform.machine()}, {threads} threads, torch {torch.__version__}")
     print(f"model: {args.model}, {len(ids)} sentences of {args.src}, beam {args.beam}, α 0.6")
     with torch.inference_mode():
         for batch_size in (1, 32):
@@ -121,11 +120,13 @@ def main() -> None:
             same = outputs["cached"] == outputs["uncached"]
             for name, (sentences, tokens) in rates.items():
                 print(
-                    f"batch {batch_size:>2} {name:>8}: {sentences:7.1f} sentences/s {tokens:8.0f} tokens/s"
+                    f"batch {batch_size:>2} {name:>8}: "
+                    f"{sentences:7.1f} sentences/s {tokens:8.0f} tokens/s"
                 )
             speedup = rates["cached"][0] / rates["uncached"][0]
             print(
-                f"batch {batch_size:>2} speed-up cached / uncached: {speedup:.2f}x (identical output: {same})"
+                f"batch {batch_size:>2} speed-up cached / uncached: {speedup:.2f}x "
+                f"(identical output: {same})"
             )
 
 
