@@ -138,6 +138,9 @@ class TrainingConfig(Strict):
     """Gradient-norm clipping; None (the paper) means none."""
     log_every: int = Field(50, ge=1)
     valid_every: int = Field(1000, ge=1)
+    valid_every_minutes: float | None = Field(None, gt=0.0)
+    """Also validate each time this much more training time has passed (for runs compared by
+    wall-clock budget); None: by steps only."""
     save_every: int = Field(1000, ge=1)
     keep_last: int = Field(5, ge=1)
     best_metric: Literal["bleu", "loss"] = "bleu"

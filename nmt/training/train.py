@@ -137,13 +137,17 @@ def batch_stream(
 
 
 def init_pretrained(model: TranslationModel, config: Config, tokenizer: Tokenizer) -> None:
-    from nmt.models.pretrained import load_pretrained_embeddings
+    """Initialise embeddings from pretrained word vectors, where the config names any."""
+    from nmt.models.pretrained import load_pretrained_vectors
 
-    pieces = tokenizer.pieces()
-    if config.model.src_vectors is not None:
-        load_pretrained_embeddings(model.src_embed, pieces, config.model.src_vectors)
-    if config.model.tgt_vectors is not None:
-        load_pretrained_embeddings(model.tgt_embed, pieces, config.model.tgt_vectors)
+    if config.model.src_vectors is None and config.model.tgt_vectors is None:
+        return
+    load_pretrained_vectors(
+        model,
+        tokenizer.pieces(),
+        src_vectors=config.model.src_vectors,
+        tgt_vectors=config.model.tgt_vectors,
+    )
 
 
 @torch.no_grad()
@@ -332,7 +336,9 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             window_tokens, window_seconds = 0, 0.0
 
         stop = False
-        if trainer.step % tc.valid_every == 0:
+        if trainer.step % tc.valid_every == 0 or _validation_due(
+            tc.valid_every_minutes, trainer, seconds
+        ):
             if dist.is_main:
                 stop = _validate_and_keep_best(model, tokenizer, dev_data, config, device, trainer)
             stop = dist.broadcast_flag(stop)
@@ -365,6 +371,16 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
     return TrainResult(run_dir, trainer.step, stopped_because, trainer.best_score)
 
 
+def _validation_due(every_minutes: float | None, trainer: TrainerState, last_step: float) -> bool:
+    """True when this step's training time crossed a multiple of ``every_minutes``."""
+    if every_minutes is None:
+        return False
+    period = every_minutes * 60
+    return int(trainer.elapsed_seconds // period) > int(
+        (trainer.elapsed_seconds - last_step) // period
+    )
+
+
 def _validate_and_keep_best(
     model: TranslationModel,
     tokenizer: Tokenizer,
@@ -376,7 +392,8 @@ def _validate_and_keep_best(
     """Validate, write the best model, and say whether patience has run out."""
     tc, run_dir = config.training, config.training.run_dir
     result = validate(model, tokenizer, dev, config, device)
-    append_metrics(run_dir / METRICS_FILE, {"split": "dev", "step": trainer.step, **result})
+    record = {"split": "dev", "step": trainer.step, "elapsed_seconds": trainer.elapsed_seconds}
+    append_metrics(run_dir / METRICS_FILE, {**record, **result})
     plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
     log.info(
         "step %d: dev ppl %.2f, BLEU %.2f, chrF %.2f",
