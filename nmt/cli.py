@@ -10,8 +10,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nmt.errors import NmtError
+
+if TYPE_CHECKING:
+    from nmt.decoding.translator import Translator
 
 log = logging.getLogger("nmt")
 
@@ -65,8 +69,9 @@ def _decoding_options(args: argparse.Namespace, defaults: object) -> dict[str, f
     }
 
 
-def cmd_translate(args: argparse.Namespace) -> None:
-    from nmt.decoding.files import translate_file
+def _load_translator(args: argparse.Namespace) -> tuple[Translator, dict[str, float | int]]:
+    """The model directory's Translator, and the search options: the command line's, else the
+    model's ``decoding`` section."""
     from nmt.decoding.translator import Translator
     from nmt.models.store import load_model_dir
 
@@ -77,13 +82,20 @@ def cmd_translate(args: argparse.Namespace) -> None:
         device=args.device,
         max_positions=loaded.config.model.max_positions,
     )
+    return translator, _decoding_options(args, loaded.config.decoding)
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from nmt.decoding.files import translate_file
+
+    translator, options = _load_translator(args)
     translate_file(
         translator,
         input_path=args.input,
         output_path=args.output,
         nbest=args.nbest,
         progress=args.input is not None and not args.quiet,
-        **_decoding_options(args, loaded.config.decoding),  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -98,18 +110,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         return
     if args.src is None or args.ref is None:
         raise NmtError("evaluate MODEL_DIR needs --src and --ref")
-    from nmt.decoding.translator import Translator
-    from nmt.models.store import load_model_dir
-
     check_same_length(args.src, args.ref)
-    loaded = load_model_dir(args.model_dir, device=args.device)
-    translator = Translator(
-        loaded.model,
-        loaded.tokenizer,
-        device=args.device,
-        max_positions=loaded.config.model.max_positions,
-    )
-    options = _decoding_options(args, loaded.config.decoding)
+    translator, options = _load_translator(args)
     hyps = translator.translate(list(iter_lines(args.src)), **options)  # type: ignore[arg-type]
     if args.hyp is not None:
         from nmt.models.store import atomic_write_text

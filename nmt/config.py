@@ -121,6 +121,9 @@ class TrainingConfig(Strict):
     run_dir: Path = Path("runs/quickstart")
     seed: int = 1
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """bfloat16: matmuls under autocast (weights, optimizer and loss stay float32); about 1.7×
+    faster on CPUs with AVX512-BF16 and on recent GPUs."""
     max_tokens: int = Field(4096, ge=1)
     """Token budget of one forward pass, for source and for target each (padding included)."""
     accumulate: int = Field(1, ge=1)

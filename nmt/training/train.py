@@ -256,13 +256,19 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
     batches_per_update = tc.accumulate * dist.world_size
     mine = slice(dist.rank * tc.accumulate, (dist.rank + 1) * tc.accumulate)
     width = model_width(config)
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=tc.precision == "bfloat16"
+    )
 
+    # With a time budget the bar counts training seconds, so that "time left" is true.
+    by_time = tc.max_minutes is not None
     progress = tqdm(
-        total=tc.max_steps,
-        initial=trainer.step,
+        total=tc.max_minutes * 60 if tc.max_minutes is not None else tc.max_steps,
+        initial=round(trainer.elapsed_seconds) if by_time else trainer.step,
         disable=not (dist.is_main and tc.progress),
-        unit="step",
+        unit="s" if by_time else "step",
         dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
     )
     last_saved = trainer.step
     window_tokens, window_seconds = 0, 0.0
@@ -292,7 +298,8 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             # gradient of the mean loss per target token of the whole global batch.
             sync = nullcontext() if last or not dist.enabled else ddp_model.no_sync()  # type: ignore[operator]
             with sync:
-                logits = ddp_model(batch.src, batch.src_mask, batch.tgt_in)
+                with autocast:
+                    logits = ddp_model(batch.src, batch.src_mask, batch.tgt_in)
                 sums = label_smoothed_loss(logits, batch.tgt_out, epsilon=tc.label_smoothing)
                 (sums.smoothed * (dist.world_size / update_tokens)).backward()
             smoothed_sum += float(sums.smoothed.detach())
@@ -313,11 +320,14 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             raise NmtError(
                 f"training diverged at step {trainer.step} (loss {loss}); lower the learning rate"
             )
-        progress.update(1)
+        progress.update(seconds if by_time else 1)
         if dist.is_main and trainer.step % tc.log_every == 0:
             tokens_per_second = window_tokens / max(window_seconds, 1e-9)
             progress.set_postfix(
-                loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_second:.0f}"
+                step=trainer.step,
+                loss=f"{loss:.3f}",
+                lr=f"{lr:.2e}",
+                tok_s=f"{tokens_per_second:.0f}",
             )
             append_metrics(
                 metrics_path,

@@ -98,3 +98,35 @@ def test_resuming_with_another_model_config_is_refused(
     config = write_config(tmp_path / "c.yaml", toy_corpus, trained_run, model={"d_ff": 96})
     with pytest.raises(NmtError, match="another 'model' configuration"):
         train(load_config(config))
+
+
+def test_early_stopping_after_patience_runs_out(toy_corpus: Path, tmp_path: Path) -> None:
+    # A learning rate too small to learn anything: dev BLEU never improves on the first value.
+    config = write_config(
+        tmp_path / "c.yaml",
+        toy_corpus,
+        tmp_path / "run",
+        training={
+            "max_steps": 50,
+            "valid_every": 2,
+            "patience": 2,
+            "save_every": 100,
+            "best_metric": "loss",
+            "schedule": {"kind": "peak", "peak_lr": 1e-12, "warmup_steps": 1},
+            "label_smoothing": 0.0,
+        },
+        model={"dropout": 0.0},
+    )
+    result = train(load_config(config))
+    # Validations at steps 2 (best), 4 and 6 (no improvement twice): stop at 6, checkpointed.
+    assert (result.stopped_because, result.step) == ("early stopping", 6)
+    assert checkpoint_dirs(tmp_path / "run")[-1].name == "step-00000006"
+
+
+def test_bfloat16_training_keeps_float32_weights(toy_corpus: Path, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.yaml", toy_corpus, tmp_path / "run", training={"max_steps": 3, "precision": "bfloat16"}
+    )
+    train(load_config(config))
+    weights = load_file(str(checkpoint_dirs(tmp_path / "run")[-1] / "model.safetensors"))
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
