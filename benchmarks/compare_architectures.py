@@ -58,6 +58,7 @@ def run_config(path: str, run_dir: Path, data: Path, minutes: float) -> Config:
             f"--training.valid_every_minutes={minutes / 5}",
             "--training.valid_max_sentences=300",
             "--training.progress=false",
+            "--training.precision=bfloat16",  # the same arithmetic for every model
         ],
     )
 
@@ -110,7 +111,8 @@ def main() -> None:
         print(f"  {name}: {results[name]}", flush=True)
 
     lines = [
-        f"Same corpus, joint BPE (8,000), {args.minutes:g} minutes of training each; "
+        f"Same corpus, joint BPE (8,000), {args.minutes:g} minutes of training each (bfloat16 "
+        "autocast); "
         f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
         "",
         "| model | parameters | train tokens/s | steps | dev perplexity | test BLEU | test chrF |",

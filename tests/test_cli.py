@@ -100,3 +100,12 @@ def test_evaluate_refuses_files_of_different_length(tmp_path: Path) -> None:
     result = nmt("evaluate", "--hyp", str(tmp_path / "h"), "--ref", str(tmp_path / "r"))
     assert result.returncode == 1
     assert "has 2 lines" in result.stderr and "has 1" in result.stderr
+
+
+def test_readme_python_snippet_runs(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "runs/quickstart/averaged" in snippet
+    exec(snippet.replace("runs/quickstart/averaged", str(run_dir)), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("[") and printed.strip().endswith("]")

@@ -52,9 +52,20 @@ def test_train_resume_translate_evaluate(name: str, toy_corpus: Path, tmp_path: 
     hyp = tmp_path / "hyp"
     args = ["translate", str(tmp_path / "avg"), "-i", str(toy_corpus / "test.en"), "-o", str(hyp)]
     assert main([*args, "--beam-size", "2", "-q"]) == 0
-    assert len(hyp.read_text().splitlines()) == len((toy_corpus / "test.en").read_text().splitlines())
+    assert len(hyp.read_text().splitlines()) == len(
+        (toy_corpus / "test.en").read_text().splitlines()
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "nmt.cli", "evaluate", "--hyp", str(hyp), "--ref", str(toy_corpus / "test.de")],
+        [
+            sys.executable,
+            "-m",
+            "nmt.cli",
+            "evaluate",
+            "--hyp",
+            str(hyp),
+            "--ref",
+            str(toy_corpus / "test.de"),
+        ],
         capture_output=True,
         text=True,
     )

@@ -125,7 +125,10 @@ def test_early_stopping_after_patience_runs_out(toy_corpus: Path, tmp_path: Path
 
 def test_bfloat16_training_keeps_float32_weights(toy_corpus: Path, tmp_path: Path) -> None:
     config = write_config(
-        tmp_path / "c.yaml", toy_corpus, tmp_path / "run", training={"max_steps": 3, "precision": "bfloat16"}
+        tmp_path / "c.yaml",
+        toy_corpus,
+        tmp_path / "run",
+        training={"max_steps": 3, "precision": "bfloat16"},
     )
     train(load_config(config))
     weights = load_file(str(checkpoint_dirs(tmp_path / "run")[-1] / "model.safetensors"))
