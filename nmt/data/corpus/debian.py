@@ -155,3 +155,10 @@ def iter_files(deb: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, 
 def read_files(deb: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
     """The files that ``iter_files`` yields, by path."""
     return dict(iter_files(deb, wanted))
+
+
+def read_html_pages(deb: Deb, root: str) -> dict[str, str]:
+    """The package's HTML files under ``root``, decoded, by their path below ``root``: both
+    manuals (LibreOffice help, GIMP) pair pages of two languages by that path."""
+    files = read_files(deb.path, lambda p: p.startswith(root) and p.endswith(".html"))
+    return {path.removeprefix(root): data.decode("utf-8") for path, data in files.items()}

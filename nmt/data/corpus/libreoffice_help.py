@@ -118,8 +118,8 @@ def align_page(en_html: str, de_html: str) -> Extracted:
 
 def extract(debs: Mapping[str, Deb]) -> Extracted:
     """Every aligned paragraph of every page that both languages have, pages sorted by path."""
-    en_pages = _pages(debs[EN_PACKAGE], EN_ROOT)
-    de_pages = _pages(debs[DE_PACKAGE], DE_ROOT)
+    en_pages = debian.read_html_pages(debs[EN_PACKAGE], EN_ROOT)
+    de_pages = debian.read_html_pages(debs[DE_PACKAGE], DE_ROOT)
     out = Extracted()
     for path in sorted(en_pages):
         if path not in de_pages:
@@ -129,11 +129,6 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
     out.skipped["pages: only in German"] += len(de_pages.keys() - en_pages.keys())
     log.info("LibreOffice help: %d pairs from %d pages", len(out.pairs), len(en_pages))
     return out
-
-
-def _pages(deb: Deb, root: str) -> dict[str, str]:
-    files = debian.read_files(deb.path, lambda p: p.startswith(root) and p.endswith(".html"))
-    return {path.removeprefix(root): data.decode("utf-8") for path, data in files.items()}
 
 
 SOURCE = Source(
