@@ -256,9 +256,7 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
     batches_per_update = tc.accumulate * dist.world_size
     mine = slice(dist.rank * tc.accumulate, (dist.rank + 1) * tc.accumulate)
     width = model_width(config)
-    autocast = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=tc.precision == "bfloat16"
-    )
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bfloat16")
 
     # With a time budget the bar counts training seconds, so that "time left" is true.
     by_time = tc.max_minutes is not None
