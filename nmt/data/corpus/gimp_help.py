@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
-from nmt.data.corpus.source import Extracted, Source, normalise
+from nmt.data.corpus.source import Extracted, Source, align_pages, normalise
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,7 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
     """Every aligned block of every page both languages have, pages sorted by name."""
     en_pages = debian.read_html_pages(debs[EN_PACKAGE], EN_ROOT)
     de_pages = debian.read_html_pages(debs[DE_PACKAGE], DE_ROOT)
-    out = Extracted()
-    for path in sorted(en_pages):
-        if path in de_pages:
-            out.extend(align_page(en_pages[path], de_pages[path]))
-        else:
-            out.skipped["pages: only in English"] += 1
+    out = align_pages(en_pages, de_pages, align_page, missing="pages: only in English")
     log.info("GIMP manual: %d pairs from %d pages", len(out.pairs), len(en_pages))
     return out
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
-from nmt.data.corpus.source import Extracted, Source, normalise
+from nmt.data.corpus.source import Extracted, Source, align_pages, normalise
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,7 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
     de_pages = {
         p.removeprefix(de_prefix): data for p, data in files.items() if p.startswith(de_prefix)
     }
-    out = Extracted()
-    for path in sorted(en_pages):
-        if path in de_pages:
-            out.extend(align_page(en_pages[path], de_pages[path]))
-        else:
-            out.skipped["pages: not translated"] += 1
+    out = align_pages(en_pages, de_pages, align_page, missing="pages: not translated")
     log.info("GNOME help: %d pairs from %d pages", len(out.pairs), len(en_pages))
     return out
 

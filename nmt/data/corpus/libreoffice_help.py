@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
-from nmt.data.corpus.source import Extracted, Source, normalise
+from nmt.data.corpus.source import Extracted, Source, align_pages, normalise
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +120,7 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
     """Every aligned paragraph of every page that both languages have, pages sorted by path."""
     en_pages = debian.read_html_pages(debs[EN_PACKAGE], EN_ROOT)
     de_pages = debian.read_html_pages(debs[DE_PACKAGE], DE_ROOT)
-    out = Extracted()
-    for path in sorted(en_pages):
-        if path not in de_pages:
-            out.skipped["pages: only in English"] += 1
-            continue
-        out.extend(align_page(en_pages[path], de_pages[path]))
+    out = align_pages(en_pages, de_pages, align_page, missing="pages: only in English")
     out.skipped["pages: only in German"] += len(de_pages.keys() - en_pages.keys())
     log.info("LibreOffice help: %d pairs from %d pages", len(out.pairs), len(en_pages))
     return out

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
-from nmt.data.corpus.source import Extracted, Source, normalise
+from nmt.data.corpus.source import Extracted, Source, align_pages, normalise
 
 log = logging.getLogger(__name__)
 
@@ -247,12 +247,7 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
     """Every aligned paragraph of every page both languages have, pages sorted by path."""
     en_pages = _pages(debs, EN_PACKAGES, EN_ROOT)
     de_pages = _pages(debs, DE_PACKAGES, DE_ROOT)
-    out = Extracted()
-    for path in sorted(en_pages):
-        if path in de_pages:
-            out.extend(align_page(en_pages[path], de_pages[path]))
-        else:
-            out.skipped["pages: not translated"] += 1
+    out = align_pages(en_pages, de_pages, align_page, missing="pages: not translated")
     log.info("man pages: %d pairs from %d English pages", len(out.pairs), len(en_pages))
     return out
 

@@ -6,6 +6,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from nmt.data.corpus.debian import Deb
 
@@ -26,6 +27,27 @@ class Extracted:
     def extend(self, other: Extracted) -> None:
         self.pairs.extend(other.pairs)
         self.skipped.update(other.skipped)
+
+
+Page = TypeVar("Page", str, bytes)
+
+
+def align_pages(
+    en_pages: Mapping[str, Page],
+    de_pages: Mapping[str, Page],
+    align_page: Callable[[Page, Page], Extracted],
+    *,
+    missing: str,
+) -> Extracted:
+    """Align every English page with the German page of the same path, paths sorted; an
+    English page without a German one is counted under ``missing``."""
+    out = Extracted()
+    for path in sorted(en_pages):
+        if path in de_pages:
+            out.extend(align_page(en_pages[path], de_pages[path]))
+        else:
+            out.skipped[missing] += 1
+    return out
 
 
 @dataclass(frozen=True)
