@@ -144,7 +144,11 @@ class TrainingConfig(Strict):
     valid_every_minutes: float | None = Field(None, gt=0.0)
     """Also validate each time this much more training time has passed (for runs compared by
     wall-clock budget); None: by steps only."""
-    save_every: int = Field(1000, ge=1)
+    save_every: int | None = Field(1000, ge=1)
+    """Updates between checkpoints; None: by time only (save_every_minutes)."""
+    save_every_minutes: float | None = Field(None, gt=0.0)
+    """Also save each time this much more training time has passed (the paper wrote a checkpoint
+    every 10 minutes, and averaged the last 5 or 20); None: by steps only."""
     keep_last: int = Field(5, ge=1)
     best_metric: Literal["bleu", "loss"] = "bleu"
     patience: int | None = Field(None, ge=1)

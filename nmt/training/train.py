@@ -306,13 +306,17 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
         optimizer.step()
 
-        seconds = time.perf_counter() - started
+        # Ranks' clocks differ; their mean step time keeps every time-based decision (max_minutes,
+        # the *_every_minutes periods) the same on all ranks, so none waits on a collective alone.
+        smoothed_sum, nll_sum, seconds_sum = dist.all_sum(
+            [smoothed_sum, nll_sum, time.perf_counter() - started]
+        )
+        seconds = seconds_sum / dist.world_size
         trainer.step += 1
         trainer.elapsed_seconds += seconds
         trainer.target_tokens += update_tokens
         window_tokens += update_tokens
         window_seconds += seconds
-        smoothed_sum, nll_sum = dist.all_sum([smoothed_sum, nll_sum])
         loss, nll = smoothed_sum / update_tokens, nll_sum / update_tokens
         if not math.isfinite(loss):
             raise NmtError(
@@ -344,13 +348,16 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             window_tokens, window_seconds = 0, 0.0
 
         stop = False
-        if trainer.step % tc.valid_every == 0 or _validation_due(
-            tc.valid_every_minutes, trainer, seconds
+        if trainer.step % tc.valid_every == 0 or period_crossed(
+            tc.valid_every_minutes, trainer.elapsed_seconds, seconds
         ):
             if dist.is_main:
                 stop = _validate_and_keep_best(model, tokenizer, dev_data, config, device, trainer)
             stop = dist.broadcast_flag(stop)
-        if dist.is_main and (trainer.step % tc.save_every == 0 or stop):
+        save_due = (tc.save_every is not None and trainer.step % tc.save_every == 0) or (
+            period_crossed(tc.save_every_minutes, trainer.elapsed_seconds, seconds)
+        )
+        if dist.is_main and (save_due or stop):
             save_checkpoint(
                 run_dir,
                 model=model,
@@ -379,14 +386,15 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
     return TrainResult(run_dir, trainer.step, stopped_because, trainer.best_score)
 
 
-def _validation_due(every_minutes: float | None, trainer: TrainerState, last_step: float) -> bool:
-    """True when this step's training time crossed a multiple of ``every_minutes``."""
+def period_crossed(
+    every_minutes: float | None, elapsed_seconds: float, step_seconds: float
+) -> bool:
+    """True when the step that took ``step_seconds`` and ended at ``elapsed_seconds`` of training
+    time crossed a multiple of ``every_minutes`` (None: never)."""
     if every_minutes is None:
         return False
     period = every_minutes * 60
-    return int(trainer.elapsed_seconds // period) > int(
-        (trainer.elapsed_seconds - last_step) // period
-    )
+    return int(elapsed_seconds // period) > int((elapsed_seconds - step_seconds) // period)
 
 
 def _validate_and_keep_best(

@@ -9,7 +9,7 @@ from nmt.errors import NmtError
 from nmt.models.store import load_model_dir
 from nmt.training.average import average_checkpoints
 from nmt.training.checkpoint import checkpoint_dirs
-from nmt.training.train import train
+from nmt.training.train import period_crossed, train
 
 from .helpers import write_config
 
@@ -121,6 +121,41 @@ def test_early_stopping_after_patience_runs_out(toy_corpus: Path, tmp_path: Path
     # Validations at steps 2 (best), 4 and 6 (no improvement twice): stop at 6, checkpointed.
     assert (result.stopped_because, result.step) == ("early stopping", 6)
     assert checkpoint_dirs(tmp_path / "run")[-1].name == "step-00000006"
+
+
+def test_period_crossed_fires_once_per_period_of_training_time() -> None:
+    # Steps of 25 s against a 1-minute period: the steps ending at 75 s and 125 s cross 60 and 120.
+    ends = [25.0 * k for k in range(1, 7)]
+    assert [period_crossed(1.0, end, 25.0) for end in ends] == [
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    # One step longer than two periods still fires, once; None never does.
+    assert period_crossed(1.0, 150.0, 140.0)
+    assert not period_crossed(None, 1e9, 1e9)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [(None, ["step-00000004"]), (1e-9, [f"step-{s:08d}" for s in (1, 2, 3, 4)])],
+)
+def test_checkpoints_by_training_time(
+    toy_corpus: Path, tmp_path: Path, minutes: float | None, expected: list[str]
+) -> None:
+    # With save_every off, only save_every_minutes writes checkpoints before the final one; a
+    # period far shorter than a step writes one after every step.
+    config = write_config(
+        tmp_path / "c.yaml",
+        toy_corpus,
+        tmp_path / "run",
+        training={"max_steps": 4, "save_every": None, "save_every_minutes": minutes},
+    )
+    train(load_config(config))
+    assert [p.name for p in checkpoint_dirs(tmp_path / "run")] == expected
 
 
 def test_bfloat16_training_keeps_float32_weights(toy_corpus: Path, tmp_path: Path) -> None:

@@ -63,3 +63,34 @@ def test_two_gloo_processes_equal_one_process(toy_corpus: Path, tmp_path: Path) 
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)
     # Only rank 0 wrote: one metrics line per step, no duplicates.
     assert len(losses(tmp_path / "two")) == STEPS
+
+
+def test_time_budgets_agree_across_ranks(toy_corpus: Path, tmp_path: Path) -> None:
+    # Each rank times its own shard; if each decided alone when to validate, save or stop, one
+    # would wait in a collective the other never joins. Many short periods make a split likely.
+    config = write_config(
+        tmp_path / "c.yaml",
+        toy_corpus,
+        tmp_path / "run",
+        training={
+            "max_steps": None,
+            "max_minutes": 0.05,
+            "valid_every": 10**6,
+            "valid_every_minutes": 0.005,
+            "valid_max_sentences": 4,
+            "save_every": None,
+            "save_every_minutes": 0.005,
+        },
+    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    result = subprocess.run(
+        [*torchrun, "-m", "nmt.cli", "train", str(config)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert sum(r["split"] == "dev" for r in records) >= 5
+    assert len(list((tmp_path / "run" / "checkpoints").iterdir())) >= 5
