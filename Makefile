@@ -39,7 +39,7 @@ demo: $(VENV)/.installed
 	$(BIN)/nmt data fetch de-en --dir $(DATA)
 	$(BIN)/nmt train configs/quickstart.yaml --data.dir=$(DATA) --training.run_dir=$(RUN) \
 		--training.max_minutes=$(DEMO_MINUTES)
-	$(BIN)/nmt average $(RUN) --last 5 -o $(RUN)/averaged
+	$(BIN)/nmt average $(RUN) --last 10 -o $(RUN)/averaged
 	$(BIN)/nmt translate $(RUN)/averaged -i $(DATA)/test.en -o $(RUN)/test.hyp.de
 	@echo; echo "Test sentences, their reference and nmt's translation (beam 4, alpha 0.6):"
 	@paste $(DATA)/test.en $(DATA)/test.de $(RUN)/test.hyp.de | head -n 8 | \
