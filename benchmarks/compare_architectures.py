@@ -31,12 +31,13 @@ from nmt.config import Config, load_config
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.decoding.translator import Translator
+from nmt.evaluation.perplexity import reference_loss
 from nmt.evaluation.scoring import score
 from nmt.models.build import count_parameters
 from nmt.models.store import load_model_dir
 from nmt.training.checkpoint import TRAINER_FILE, checkpoint_dirs
 from nmt.training.metrics import METRICS_FILE, read_metrics
-from nmt.training.train import dev_loss, load_split, train
+from nmt.training.train import load_split, train
 
 MODELS = {
     "Transformer": "configs/quickstart.yaml",
@@ -69,7 +70,9 @@ def evaluate_last(config: Config, data: Path) -> dict[str, float | int]:
     trainer = json.loads((last / TRAINER_FILE).read_text())["trainer"]
     loaded = load_model_dir(last)
     dev = load_split(config, loaded.tokenizer, "dev", config.model.max_positions - 1)
-    nll = dev_loss(loaded.model, dev, config, torch.device("cpu"))
+    nll = reference_loss(
+        loaded.model, dev, max_tokens=config.training.max_tokens, device=torch.device("cpu")
+    ).nll
     translator = Translator(
         loaded.model, loaded.tokenizer, max_positions=config.model.max_positions
     )

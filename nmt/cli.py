@@ -10,12 +10,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from nmt.errors import NmtError
 
 if TYPE_CHECKING:
     from nmt.decoding.translator import Translator
+    from nmt.evaluation.perplexity import ReferenceLoss
 
 log = logging.getLogger("nmt")
 
@@ -118,6 +119,27 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
         atomic_write_text(args.hyp, "".join(h + "\n" for h in hyps))
     print(score(hyps, list(iter_lines(args.ref)), tokenized_bleu=args.tokenized_bleu).report())
+    print(_reference_loss(translator, args, max_tokens=int(options["max_tokens"])).report())
+
+
+def _reference_loss(
+    translator: Translator, args: argparse.Namespace, *, max_tokens: int
+) -> ReferenceLoss:
+    """The model's perplexity of --ref given --src (pairs longer than the model takes left out)."""
+    import torch
+
+    from nmt.data.dataset import encode_parallel
+    from nmt.evaluation.perplexity import reference_loss
+
+    max_positions = translator.max_positions
+    pairs = encode_parallel(
+        translator.tokenizer,
+        args.src,
+        args.ref,
+        max_len=None if max_positions is None else max_positions - 1,
+    )
+    model = cast(torch.nn.Module, translator.model)  # build_model's models are torch modules
+    return reference_loss(model, pairs, max_tokens=max_tokens, device=torch.device(args.device))
 
 
 def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoding_options(translate)
     translate.set_defaults(func=cmd_translate)
 
-    evaluate = verbs.add_parser("evaluate", help="sacreBLEU and chrF of a translation")
+    evaluate = verbs.add_parser(
+        "evaluate",
+        help="sacreBLEU and chrF of a translation (with MODEL_DIR, also its perplexity of --ref)",
+    )
     evaluate.add_argument(
         "model_dir", type=Path, nargs="?", help="translate --src first with this model"
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nmt.cli import main
+from nmt.data.tokenizer import Tokenizer
 
 from .training.helpers import write_config
 
@@ -40,6 +41,14 @@ def test_train_average_translate_evaluate(run_dir: Path, toy_corpus: Path, tmp_p
     args = ["evaluate", str(averaged), "--src", str(src), "--ref", str(toy_corpus / "test.de")]
     assert main([*args, "--hyp", str(again)]) == 0
     assert again.read_text() == hyp.read_text()
+    # With a model, evaluate also scores the references themselves: a trained model finds them
+    # far likelier than the uniform guess over its vocabulary would.
+    result = nmt(*args)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("perplexity")]
+    perplexity = float(line.split()[4])
+    vocab_size = Tokenizer.load(run_dir / "tokenizer.model").vocab_size
+    assert 1.0 < perplexity < vocab_size / 4
 
 
 def test_translate_stdin_keeps_empty_lines_and_order(run_dir: Path) -> None:

@@ -1,1 +1,1 @@
-"""Evaluation: sacreBLEU and chrF with their signatures."""
+"""Evaluation: sacreBLEU and chrF with their signatures; perplexity of references."""

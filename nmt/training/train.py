@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -25,6 +24,7 @@ from nmt.data.dataset import EncodedPairs, encode_parallel
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.errors import NmtError
+from nmt.evaluation.perplexity import reference_loss
 from nmt.models.build import build_model, count_parameters
 from nmt.models.interface import TranslationModel
 from nmt.models.store import CONFIG_FILE, atomic_write_text, write_model_dir
@@ -150,28 +150,6 @@ def init_pretrained(model: TranslationModel, config: Config, tokenizer: Tokenize
     )
 
 
-@torch.no_grad()
-def dev_loss(model: nn.Module, dev: EncodedPairs, config: Config, device: torch.device) -> float:
-    """Plain cross-entropy per target token on the dev set (teacher forcing)."""
-    model.eval()
-    sampler = TokenBudgetSampler(
-        dev.src_lengths,
-        dev.tgt_lengths,
-        max_tokens=config.training.max_tokens,
-        seed=0,
-        shuffle=False,
-    )
-    nll, tokens = 0.0, 0
-    for indices in sampler.epoch_batches(0):
-        batch = dev.batch(indices).to(device)
-        sums = label_smoothed_loss(
-            model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out, epsilon=0.0
-        )
-        nll += float(sums.nll)
-        tokens += sums.num_tokens
-    return nll / max(tokens, 1)
-
-
 def validate(
     model: TranslationModel,
     tokenizer: Tokenizer,
@@ -183,7 +161,7 @@ def validate(
     from nmt.decoding.translator import Translator
     from nmt.evaluation.scoring import score
 
-    nll = dev_loss(model, dev, config, device)
+    nll = reference_loss(model, dev, max_tokens=config.training.max_tokens, device=device).nll
     data = config.data
     limit = config.training.valid_max_sentences
     src_lines = list(iter_lines(data.dir / f"dev.{data.src_lang}"))[:limit]

@@ -1,0 +1,37 @@
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nmt.config import TransformerConfig
+from nmt.data.dataset import encode_parallel
+from nmt.data.tokenizer import Tokenizer
+from nmt.evaluation.perplexity import reference_loss
+from nmt.models.transformer import Transformer
+
+
+def test_batched_reference_loss_equals_one_sentence_at_a_time(
+    toy_corpus: Path, toy_tokenizer: Tokenizer
+) -> None:
+    torch.manual_seed(0)
+    config = TransformerConfig(num_layers=1, d_model=16, d_ff=32, num_heads=2, dropout=0.3)
+    model = Transformer(config, toy_tokenizer.vocab_size)
+    model.train()  # reference_loss must switch dropout off itself
+    pairs = encode_parallel(
+        toy_tokenizer, toy_corpus / "dev.en", toy_corpus / "dev.de", max_len=None
+    )
+    # A small token budget: many batches, most of them padded.
+    result = reference_loss(model, pairs, max_tokens=60, device=torch.device("cpu"))
+
+    model.eval()
+    nll, tokens = 0.0, 0
+    with torch.no_grad():
+        for i in range(len(pairs)):
+            one = pairs.batch([i])  # a batch of one sentence has no padding
+            logits = model(one.src, one.src_mask, one.tgt_in)
+            nll += float(F.cross_entropy(logits[0], one.tgt_out[0], reduction="sum"))
+            tokens += one.tgt_out.numel()
+    assert result.sentences == len(pairs) and result.target_tokens == tokens
+    assert math.isclose(result.nll, nll / tokens, rel_tol=1e-5)
+    assert math.isclose(result.perplexity, math.exp(nll / tokens), rel_tol=1e-5)
