@@ -30,26 +30,31 @@ def average_checkpoints(run_dir: Path, *, last: int, out_dir: Path) -> list[Path
             "(training.keep_last sets how many a run keeps)"
         )
     chosen = available[-last:]
-    total: dict[str, torch.Tensor] = {}
-    for path in chosen:
-        try:
-            weights = load_file(str(path / WEIGHTS_FILE))
-        except (SafetensorError, OSError) as exc:
-            raise NmtError(f"{path / WEIGHTS_FILE}: corrupt or unreadable ({exc})") from None
-        if total and weights.keys() != total.keys():
-            raise NmtError(f"{path}: its weights differ in names from {chosen[0]}")
-        for name, tensor in weights.items():
-            total[name] = total.get(name, 0) + tensor.double()
-
+    mean = mean_weights(chosen)
     newest = chosen[-1]
     config = load_config(newest / CONFIG_FILE)
     model = build_model(config.model, Tokenizer.load(newest / TOKENIZER_FILE).vocab_size)
     load_weights(model, newest / WEIGHTS_FILE)
     state = model.state_dict()
     with torch.no_grad():
-        for name, summed in total.items():
+        for name, tensor in mean.items():
             # Tied weights are one tensor: copying into one name updates every tie.
-            state[name].copy_((summed / len(chosen)).to(state[name].dtype))
+            state[name].copy_(tensor.to(state[name].dtype))
     write_model_dir(out_dir, config=config, tokenizer_path=newest / TOKENIZER_FILE, model=model)
     log.info("averaged %s into %s", ", ".join(p.name for p in chosen), out_dir)
     return chosen
+
+
+def mean_weights(checkpoints: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the checkpoints' weights, summed in float64."""
+    total: dict[str, torch.Tensor] = {}
+    for path in checkpoints:
+        try:
+            weights = load_file(str(path / WEIGHTS_FILE))
+        except (SafetensorError, OSError) as exc:
+            raise NmtError(f"{path / WEIGHTS_FILE}: corrupt or unreadable ({exc})") from None
+        if total and weights.keys() != total.keys():
+            raise NmtError(f"{path}: its weights differ in names from {checkpoints[0]}")
+        for name, tensor in weights.items():
+            total[name] = total.get(name, 0) + tensor.double()
+    return {name: summed / len(checkpoints) for name, summed in total.items()}
