@@ -29,7 +29,7 @@ from nmt.evaluation.perplexity import reference_loss
 from nmt.evaluation.scoring import score
 from nmt.models.build import build_model
 from nmt.models.store import CONFIG_FILE
-from nmt.training.average import mean_weights
+from nmt.training.average import load_mean, mean_weights
 from nmt.training.checkpoint import checkpoint_dirs
 
 
@@ -67,11 +67,7 @@ def main() -> None:
             missing = [s for s in steps if s not in by_step]
             if missing:
                 raise SystemExit(f"{args.run_dir}: no checkpoint for steps {missing}")
-            mean = mean_weights([by_step[s] for s in reversed(steps)])
-            with torch.no_grad():
-                state = model.state_dict()
-                for name, tensor in mean.items():
-                    state[name].copy_(tensor.to(state[name].dtype))
+            load_mean(model, mean_weights([by_step[s] for s in reversed(steps)]))
             perplexity = reference_loss(
                 model, dev, max_tokens=config.decoding.max_tokens, device=torch.device("cpu")
             ).perplexity

@@ -35,14 +35,19 @@ def average_checkpoints(run_dir: Path, *, last: int, out_dir: Path) -> list[Path
     config = load_config(newest / CONFIG_FILE)
     model = build_model(config.model, Tokenizer.load(newest / TOKENIZER_FILE).vocab_size)
     load_weights(model, newest / WEIGHTS_FILE)
-    state = model.state_dict()
-    with torch.no_grad():
-        for name, tensor in mean.items():
-            # Tied weights are one tensor: copying into one name updates every tie.
-            state[name].copy_(tensor.to(state[name].dtype))
+    load_mean(model, mean)
     write_model_dir(out_dir, config=config, tokenizer_path=newest / TOKENIZER_FILE, model=model)
     log.info("averaged %s into %s", ", ".join(p.name for p in chosen), out_dir)
     return chosen
+
+
+@torch.no_grad()
+def load_mean(model: torch.nn.Module, mean: dict[str, torch.Tensor]) -> None:
+    """Copy ``mean_weights``' result into ``model``, in the model's own dtypes."""
+    state = model.state_dict()
+    for name, tensor in mean.items():
+        # Tied weights are one tensor: copying into one name updates every tie.
+        state[name].copy_(tensor.to(state[name].dtype))
 
 
 def mean_weights(checkpoints: list[Path]) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -246,6 +247,15 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         dynamic_ncols=True,
         bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
     )
+    save = partial(
+        save_checkpoint,
+        run_dir,
+        model=model,
+        optimizer=optimizer,
+        trainer=trainer,
+        config=config,
+        keep_last=tc.keep_last,
+    )
     last_saved = trainer.step
     window_tokens, window_seconds = 0, 0.0
     stopped_because = "max_steps"
@@ -336,28 +346,14 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             period_crossed(tc.save_every_minutes, trainer.elapsed_seconds, seconds)
         )
         if dist.is_main and (save_due or stop):
-            save_checkpoint(
-                run_dir,
-                model=model,
-                optimizer=optimizer,
-                trainer=trainer,
-                config=config,
-                keep_last=tc.keep_last,
-            )
+            save()
             last_saved = trainer.step
         if stop:
             stopped_because = "early stopping"
             break
     progress.close()
     if dist.is_main and trainer.step != last_saved:
-        save_checkpoint(
-            run_dir,
-            model=model,
-            optimizer=optimizer,
-            trainer=trainer,
-            config=config,
-            keep_last=tc.keep_last,
-        )
+        save()
     if dist.is_main and not (run_dir / "best").is_dir() and trainer.step > 0:
         _validate_and_keep_best(model, tokenizer, dev_data, config, device, trainer)
     dist.barrier()
