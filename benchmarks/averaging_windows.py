@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from nmt.config import load_config
+from nmt.config import DecodingConfig, load_config
 from nmt.data.dataset import encode_parallel
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
@@ -31,6 +31,10 @@ from nmt.models.build import build_model
 from nmt.models.store import CONFIG_FILE
 from nmt.training.average import load_mean, mean_weights
 from nmt.training.checkpoint import checkpoint_dirs
+
+# Beam 4, α 0.6 with the search that produced the README's figures: the exact stopping bound,
+# empty outputs allowed (the defaults since issue 10 stop early and forbid empty outputs).
+BEFORE = DecodingConfig(beam_size=4, length_penalty=0.6, stopping="exact", allow_empty=True)
 
 
 def main() -> None:
@@ -71,7 +75,7 @@ def main() -> None:
             perplexity = reference_loss(
                 model, dev, max_tokens=config.decoding.max_tokens, device=torch.device("cpu")
             ).perplexity
-            hyps = translator.translate(src_lines, beam_size=4, length_penalty=0.6)
+            hyps = translator.translate(src_lines, BEFORE)
             scores = score(hyps, ref_lines)
             results[end, k] = (perplexity, scores.bleu, scores.chrf)
             print(

@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from nmt.config import Config, load_config
+from nmt.config import Config, DecodingConfig, load_config
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.decoding.translator import Translator
@@ -45,6 +45,10 @@ MODELS = {
     "GRU + attention": "configs/gru-attention.yaml",
     "GRU, no attention": "configs/gru-noattention.yaml",
 }
+
+# Beam 4, α 0.6 with the search that produced the README's figures: the exact stopping bound,
+# empty outputs allowed (the defaults since issue 10 stop early and forbid empty outputs).
+BEFORE = DecodingConfig(beam_size=4, length_penalty=0.6, stopping="exact", allow_empty=True)
 
 
 def run_config(path: str, run_dir: Path, data: Path, minutes: float) -> Config:
@@ -76,7 +80,7 @@ def evaluate_last(config: Config, data: Path) -> dict[str, float | int]:
     translator = Translator(
         loaded.model, loaded.tokenizer, max_positions=config.model.max_positions
     )
-    hyps = translator.translate(list(iter_lines(data / "test.en")), beam_size=4, length_penalty=0.6)
+    hyps = translator.translate(list(iter_lines(data / "test.en")), BEFORE)
     scores = score(hyps, list(iter_lines(data / "test.de")))
     return {
         "parameters": count_parameters(loaded.model),

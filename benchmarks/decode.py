@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nmt.config import DecodingConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import EOS_ID, PAD_ID
@@ -38,6 +39,7 @@ class PrefixState:
     memory: Tensor  # (B, S, D)
     src_mask: Tensor  # (B, S)
     prefix: Tensor  # (B, t)
+    attention: Tensor | None = None  # never recorded here
 
     def select(self, indices: Tensor) -> PrefixState:
         return PrefixState(
@@ -52,18 +54,20 @@ class UncachedTransformer:
 
     def __init__(self, model: Transformer) -> None:
         self.model = model
+        self.pad_id, self.bos_id, self.eos_id = model.pad_id, model.bos_id, model.eos_id
 
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         return self.model(src, src_mask, tgt_in)
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> PrefixState:
+    def encode(self, src: Tensor, src_mask: Tensor, **_options: object) -> PrefixState:
         empty = torch.empty(src.size(0), 0, dtype=torch.long)
         return PrefixState(self.model.encoder(src, src_mask), src_mask, empty)
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, PrefixState]:
         assert isinstance(state, PrefixState)
         prefix = torch.cat([state.prefix, prev_tokens[:, None]], dim=1)
-        logits = self.model.decoder(prefix, state.memory, state.src_mask)[:, -1]
+        memory = self.model.memory_keys_values(state.memory)
+        logits = self.model.decoder(prefix, memory, state.src_mask[:, None, None, :])[0][:, -1]
         return F.log_softmax(logits, dim=-1), PrefixState(state.memory, state.src_mask, prefix)
 
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
@@ -76,13 +80,15 @@ def batches_of(ids: list[list[int]], size: int) -> list[list[list[int]]]:
     return [[ids[i] for i in order[start : start + size]] for start in range(0, len(ids), size)]
 
 
-def run(model: object, batches: list[list[list[int]]], beam: int) -> tuple[float, int, list]:
+def run(
+    model: object, batches: list[list[list[int]]], options: DecodingConfig
+) -> tuple[float, int, list]:
     """Seconds, target tokens produced and the outputs of beam search over all batches."""
     outputs, tokens = [], 0
     started = time.perf_counter()
     for batch in batches:
         src = pad_sequences(batch, suffix=EOS_ID)
-        hyps = beam_search(model, src, src != PAD_ID, beam_size=beam, length_penalty=0.6)  # type: ignore[arg-type]
+        hyps = beam_search(model, src, src != PAD_ID, options)  # type: ignore[arg-type]
         for nbest in hyps:
             outputs.append(nbest[0].tokens)
             tokens += len(nbest[0].tokens) + 1  # + EOS
@@ -103,6 +109,7 @@ def main() -> None:
         raise SystemExit("the decode benchmark compares Transformer key/value caching")
     lines = [line for line in iter_lines(args.src) if line.strip()][: args.sentences]
     ids = loaded.tokenizer.encode_batch(lines)
+    options = DecodingConfig(beam_size=args.beam, length_penalty=0.6)
     models = {"cached": loaded.model, "uncached": UncachedTransformer(loaded.model)}
     threads = torch.get_num_threads()
     print(f"machine: {platform.machine()}, {threads} threads, torch {torch.__version__}")
@@ -113,7 +120,7 @@ def main() -> None:
             rates: dict[str, tuple[float, float]] = {}
             outputs = {}
             for name, model in models.items():
-                runs = [run(model, batches, args.beam) for _ in range(args.repeats)]
+                runs = [run(model, batches, options) for _ in range(args.repeats)]
                 seconds = statistics.median(r[0] for r in runs)
                 rates[name] = (len(ids) / seconds, runs[0][1] / seconds)
                 outputs[name] = runs[0][2]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 from nmt.errors import NmtError
 
 if TYPE_CHECKING:
+    from nmt.config import DecodingConfig
     from nmt.decoding.translator import Translator
     from nmt.evaluation.perplexity import ReferenceLoss
 
@@ -28,6 +29,14 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
     print(report.table())
 
 
+def cmd_data_prepare(args: argparse.Namespace) -> None:
+    from nmt.config import load_config
+    from nmt.training.train import prepare_data
+
+    for split, folder, pairs in prepare_data(load_config(args.config, args.overrides)):
+        print(f"{split}: {pairs} pairs encoded in {folder}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from nmt.config import load_config
 
@@ -37,6 +46,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         from nmt.training.train import describe_model
 
         tokenizer_path = config.training.run_dir / TOKENIZER_FILE
+        if args.init_from is not None:
+            from nmt.models.store import fine_tuning_config
+
+            config = fine_tuning_config(config, args.init_from)
         vocab_size = (
             Tokenizer.load(tokenizer_path).vocab_size
             if tokenizer_path.is_file()
@@ -47,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         return
     from nmt.training.train import train
 
-    result = train(config)
+    result = train(config, init_from=args.init_from)
     print(
         f"stopped at step {result.step} ({result.stopped_because}); "
         f"checkpoints and best model in {result.run_dir}"
@@ -62,28 +75,21 @@ def cmd_average(args: argparse.Namespace) -> None:
     print(f"averaged {len(chosen)} checkpoints ({names}) into {args.output}")
 
 
-def _decoding_options(args: argparse.Namespace, defaults: object) -> dict[str, float | int]:
-    """Options given on the command line, else the model's config.decoding values."""
-    names = ("beam_size", "length_penalty", "max_len_a", "max_len_b", "max_tokens")
-    return {
-        n: getattr(args, n) if getattr(args, n) is not None else getattr(defaults, n) for n in names
-    }
+def _decoding_options(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
+    """The model's config.decoding with the options given on the command line applied."""
+    given = {name: getattr(args, name, None) for name in type(defaults).model_fields}
+    return defaults.updated(**given)
 
 
-def _load_translator(args: argparse.Namespace) -> tuple[Translator, dict[str, float | int]]:
+def _load_translator(args: argparse.Namespace) -> tuple[Translator, DecodingConfig]:
     """The model directory's Translator, and the search options: the command line's, else the
     model's ``decoding`` section."""
-    from nmt.decoding.translator import Translator
-    from nmt.models.store import load_model_dir
+    from nmt.decoding.engines import load_translator
 
-    loaded = load_model_dir(args.model_dir, device=args.device)
-    translator = Translator(
-        loaded.model,
-        loaded.tokenizer,
-        device=args.device,
-        max_positions=loaded.config.model.max_positions,
+    translator = load_translator(
+        args.model_dirs, engine=args.engine, int8=args.int8, device=args.device
     )
-    return translator, _decoding_options(args, loaded.config.decoding)
+    return translator, _decoding_options(args, translator.default_options)
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
@@ -94,9 +100,9 @@ def cmd_translate(args: argparse.Namespace) -> None:
         translator,
         input_path=args.input,
         output_path=args.output,
-        nbest=args.nbest,
+        options=options,
         progress=args.input is not None and not args.quiet,
-        **options,  # type: ignore[arg-type]
+        interactive=args.interactive,
     )
 
 
@@ -104,22 +110,37 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from nmt.data.parallel import check_same_length, iter_lines
     from nmt.evaluation.scoring import score, score_files
 
-    if args.model_dir is None:
+    if not args.model_dirs:
         if args.hyp is None or args.ref is None:
             raise NmtError("evaluate needs --hyp and --ref (or MODEL_DIR --src S --ref R)")
         print(score_files(args.hyp, args.ref, tokenized_bleu=args.tokenized_bleu).report())
+        _print_comparison(args, list(iter_lines(args.hyp)))
         return
     if args.src is None or args.ref is None:
         raise NmtError("evaluate MODEL_DIR needs --src and --ref")
     check_same_length(args.src, args.ref)
     translator, options = _load_translator(args)
-    hyps = translator.translate(list(iter_lines(args.src)), **options)  # type: ignore[arg-type]
+    hyps = translator.translate(list(iter_lines(args.src)), options)
     if args.hyp is not None:
         from nmt.models.store import atomic_write_text
 
         atomic_write_text(args.hyp, "".join(h + "\n" for h in hyps))
     print(score(hyps, list(iter_lines(args.ref)), tokenized_bleu=args.tokenized_bleu).report())
-    print(_reference_loss(translator, args, max_tokens=int(options["max_tokens"])).report())
+    print(_reference_loss(translator, args, max_tokens=options.max_tokens).report())
+    _print_comparison(args, hyps)
+
+
+def _print_comparison(args: argparse.Namespace, hyps: list[str]) -> None:
+    """With --compare: sacreBLEU's paired bootstrap of ``hyps`` against that baseline's output."""
+    if args.compare is None:
+        return
+    from nmt.data.parallel import check_same_length, iter_lines
+    from nmt.evaluation.scoring import comparison_report, paired_bootstrap
+
+    check_same_length(args.compare, args.ref)
+    comparisons = paired_bootstrap(hyps, list(iter_lines(args.compare)), list(iter_lines(args.ref)))
+    system = str(args.hyp) if not args.model_dirs else " + ".join(map(str, args.model_dirs))
+    print(comparison_report(comparisons, system=system, baseline=str(args.compare)))
 
 
 def _reference_loss(
@@ -138,18 +159,165 @@ def _reference_loss(
         args.ref,
         max_len=None if max_positions is None else max_positions - 1,
     )
-    model = cast(torch.nn.Module, translator.model)  # build_model's models are torch modules
+    if hasattr(translator, "model"):
+        model = cast(torch.nn.Module, translator.model)  # build_model's models are torch modules
+    else:  # the CTranslate2 engine holds none: the perplexity is the weights', read by nmt
+        from nmt.models.store import load_model_dir
+
+        model = load_model_dir(args.model_dirs[0], device=args.device).model
     return reference_loss(model, pairs, max_tokens=max_tokens, device=torch.device(args.device))
 
 
 def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
+    # Each flag sets the config.decoding field of its name (nmt.config.DecodingConfig).
     group = parser.add_argument_group("search (defaults: the model's config.decoding)")
     group.add_argument("--beam-size", type=int, help="beam size; 1 is greedy (paper: 4)")
+    group.add_argument("--nbest", type=int, help="translations per sentence (n-best lines)")
     group.add_argument("--length-penalty", type=float, help="α of ((5 + |Y|) / 6)^α (paper: 0.6)")
     group.add_argument("--max-len-a", type=float, help="output length limit a·|X| + b: a")
     group.add_argument("--max-len-b", type=int, help="output length limit a·|X| + b: b")
     group.add_argument("--max-tokens", type=int, help="source tokens per translation batch")
+    group.add_argument(
+        "--stopping",
+        choices=["early", "exact"],
+        help="early: once the most probable candidate ends (fast); exact: the paper's bound",
+    )
+    group.add_argument("--patience", type=float, help="early stopping: wait for ⌈p·k⌉ endings")
+    group.add_argument(
+        "--allow-empty", action=argparse.BooleanOptionalAction, help="allow empty translations"
+    )
+    group.add_argument(
+        "--sampling", action=argparse.BooleanOptionalAction, help="sample instead of searching"
+    )
+    group.add_argument("--temperature", type=float, help="sampling temperature")
+    group.add_argument("--top-k", type=int, help="sample among the k most probable tokens")
+    group.add_argument("--top-p", type=float, help="sample in the nucleus of mass p")
+    group.add_argument("--seed", type=int, help="sampling seed (repeatable draws)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument(
+        "--engine",
+        choices=["nmt", "ctranslate2"],
+        default="nmt",
+        help="who searches: nmt, or CTranslate2 on a cached conversion (docs/engines.md)",
+    )
+    parser.add_argument(
+        "--int8", action="store_true", help="int8 linear layers (nmt) or int8 weights (CTranslate2)"
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from nmt.serve.app import serve
+    from nmt.serve.limits import Limits, ServeSettings
+
+    # Flags left out keep the defaults of ServeSettings and Limits.
+    def given(names: tuple[str, ...]) -> dict[str, object]:
+        return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+    limits = ("max_chars", "max_subwords", "max_texts", "max_body_bytes", "max_beam_size")
+    try:
+        settings = ServeSettings(
+            **given(("batching", "max_wait_ms", "batch_tokens")),
+            limits=Limits(**given(limits)),
+        )
+    except ValidationError as exc:
+        flag, error = exc.errors()[0]["loc"][-1], exc.errors()[0]["msg"]
+        raise NmtError(f"serve: --{str(flag).replace('_', '-')}: {error}") from None
+    serve(
+        args.model_dir,
+        host=args.host,
+        port=args.port,
+        engine=args.engine,
+        device=args.device,
+        int8=args.int8,
+        settings=settings,
+    )
+
+
+def cmd_experiment_table3(args: argparse.Namespace) -> None:
+    from nmt.config import load_config
+    from nmt.experiments.table3 import run_table3
+
+    table = run_table3(
+        load_config(args.base, args.overrides),
+        out_dir=args.out,
+        minutes=args.minutes,
+        data_dir=args.data,
+        rows=args.rows,
+        progress=not args.quiet,
+    )
+    print(table.markdown)
+    print(f"table: {table.table_path}, plot: {table.plot_path}")
+
+
+def _add_experiment_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    experiment = verbs.add_parser("experiment", help="rerun one of the paper's experiments")
+    names = experiment.add_subparsers(dest="experiment", required=True, metavar="NAME")
+    table3 = names.add_parser(
+        "table3",
+        help="Table 3: variations on the Transformer, each trained for the same time",
+        allow_abbrev=False,
+        description="Train and score the rows of the paper's Table 3 scaled to the base config "
+        "(rerun to resume); override base config keys with --section.key=value.",
+    )
+    table3.add_argument(
+        "--base",
+        type=Path,
+        default=Path("configs/quickstart.yaml"),
+        help="the base row's config (default: configs/quickstart.yaml)",
+    )
+    table3.add_argument("--data", type=Path, help="corpus folder (default: the base's data.dir)")
+    table3.add_argument(
+        "--out", type=Path, default=Path("runs/table3"), help="default: runs/table3"
+    )
+    table3.add_argument(
+        "--minutes", type=float, default=10.0, help="training time per row (default 10)"
+    )
+    table3.add_argument(
+        "--rows", help="rows or single cells, e.g. A,C2,E (default: all; the base always runs)"
+    )
+    table3.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    table3.set_defaults(func=cmd_experiment_table3)
+
+
+def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = verbs.add_parser(
+        "serve",
+        help="an HTTP translation service and an attention page",
+        description="Serve a model over HTTP: POST /v1/translate, GET /health, GET /v1/model, "
+        "the attention page at /, the API's documentation at /docs. SIGTERM or Ctrl-C finish "
+        "the requests in flight, then stop.",
+    )
+    serve.add_argument("model_dir", type=Path, help="a model directory (or a run: its best model)")
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1 only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--engine", choices=["nmt", "ctranslate2"], default="nmt")
+    serve.add_argument("--int8", action="store_true", help="int8 linear layers (nmt engine)")
+    serve.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    group = serve.add_argument_group("batching")
+    group.add_argument(
+        "--no-batching",
+        dest="batching",
+        action="store_const",
+        const=False,
+        help="one request per model call (to measure what batching gives)",
+    )
+    group.add_argument(
+        "--max-wait-ms", type=float, help="how long a lone request waits for others to join it"
+    )
+    group.add_argument(
+        "--batch-tokens", type=int, help="source tokens per batch (default: decoding.max_tokens)"
+    )
+    limits = serve.add_argument_group(
+        "limits per request, answered with 413 or 422 (defaults: see GET /v1/model)"
+    )
+    limits.add_argument("--max-chars", type=int, help="characters per text")
+    limits.add_argument("--max-subwords", type=int, help="subwords per text")
+    limits.add_argument("--max-texts", type=int, help="texts per request")
+    limits.add_argument("--max-body-bytes", type=int, help="bytes of a request body")
+    limits.add_argument("--max-beam-size", type=int, help="the largest beam size allowed")
+    serve.set_defaults(func=cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--cache-dir", type=Path, help="where downloaded packages are kept")
     fetch.add_argument("--with-gimp", action="store_true", help="add the GIMP manual (~100 MB)")
     fetch.set_defaults(func=cmd_data_fetch)
+    prepare = data_verbs.add_parser(
+        "prepare",
+        help="train the run's tokenizer and encode the corpus once (what `nmt train` would)",
+        allow_abbrev=False,
+    )
+    prepare.add_argument("config", type=Path)
+    prepare.set_defaults(func=cmd_data_prepare, takes_overrides=True)
 
     train = verbs.add_parser(
         "train",
@@ -177,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", type=Path)
     train.add_argument(
         "--dry-run", action="store_true", help="validate, build, summarise; no training"
+    )
+    train.add_argument(
+        "--init-from",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="fine-tune: start from this model directory's weights, tokenizer and model config",
     )
     train.set_defaults(func=cmd_train)
 
@@ -190,12 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     translate = verbs.add_parser("translate", help="translate stdin or a file")
     translate.add_argument(
-        "model_dir", type=Path, help="a model directory (or a run: its best model)"
+        "model_dirs",
+        type=Path,
+        nargs="+",
+        metavar="MODEL_DIR",
+        help="a model directory (or a run: its best model); several: their ensemble",
     )
     translate.add_argument("-i", "--input", type=Path, help="input file (default: stdin)")
     translate.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
-    translate.add_argument("--nbest", type=int, default=1, help="hypotheses per sentence")
     translate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    translate.add_argument(
+        "--interactive",
+        action=argparse.BooleanOptionalAction,
+        help="translate each line as soon as it is read (default: when stdin is a terminal)",
+    )
     _add_decoding_options(translate)
     translate.set_defaults(func=cmd_translate)
 
@@ -204,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="sacreBLEU and chrF of a translation (with MODEL_DIR, also its perplexity of --ref)",
     )
     evaluate.add_argument(
-        "model_dir", type=Path, nargs="?", help="translate --src first with this model"
+        "model_dirs",
+        type=Path,
+        nargs="*",
+        metavar="MODEL_DIR",
+        help="translate --src first with this model (several: their ensemble)",
     )
     evaluate.add_argument(
         "--hyp", type=Path, help="hypotheses (written there when MODEL_DIR is given)"
@@ -214,15 +407,77 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--tokenized-bleu", action="store_true", help="also paper-style tokenized BLEU"
     )
+    evaluate.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OTHER_HYP",
+        help="baseline hypotheses: paired bootstrap test of BLEU and chrF against them",
+    )
     _add_decoding_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+    _add_serve_verb(verbs)
+    _add_experiment_verb(verbs)
+    _add_import_verb(verbs)
+    _add_export_verb(verbs)
     return parser
+
+
+def cmd_import_marian(args: argparse.Namespace) -> None:
+    from nmt.interop.marian import import_marian
+
+    import_marian(args.src_dir, args.output)
+    print(f"imported {args.src_dir} into the model directory {args.output}")
+
+
+def _add_import_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    importer = verbs.add_parser("import", help="bring a model of another toolkit into nmt")
+    kinds = importer.add_subparsers(dest="import_kind", required=True, metavar="FORMAT")
+    marian = kinds.add_parser(
+        "marian",
+        help="a Hugging Face Marian (OPUS-MT) folder, safetensors weights (docs/marian.md)",
+    )
+    marian.add_argument("src_dir", type=Path, help="folder with config.json, model.safetensors…")
+    marian.add_argument("-o", "--output", type=Path, required=True, help="model directory to write")
+    marian.set_defaults(func=cmd_import_marian)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    if args.to == "ctranslate2":
+        from nmt.interop.ctranslate2 import export_ctranslate2
+
+        export_ctranslate2(args.model_dir, args.output, quantization=args.quantization)
+    elif args.to == "marian":
+        from nmt.interop.marian import export_marian
+
+        if args.quantization != "float32":
+            raise NmtError("--quantization applies to --to ctranslate2 only")
+        export_marian(args.model_dir, args.output)
+    print(f"exported {args.model_dir} to the {args.to} model directory {args.output}")
+
+
+def _add_export_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = verbs.add_parser("export", help="write a model in another toolkit's format")
+    export.add_argument("model_dir", type=Path, help="a model directory (or a run: its best model)")
+    export.add_argument(
+        "--to",
+        choices=["ctranslate2", "marian"],
+        required=True,
+        help="the format: a CTranslate2 model, or a Hugging Face Marian folder (docs/marian.md)",
+    )
+    export.add_argument("-o", "--output", type=Path, required=True, help="directory to write")
+    export.add_argument(
+        "--quantization",
+        choices=["float32", "int8", "int8_float32", "bfloat16"],
+        default="float32",
+        help="ctranslate2: the weights' type (default: float32)",
+    )
+    export.set_defaults(func=cmd_export)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.verb != "train":
+    if extra and args.verb not in ("train", "experiment") and not hasattr(args, "takes_overrides"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     logging.basicConfig(
@@ -231,16 +486,24 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    from nmt.training.interrupt import Interrupted
+
     try:
         args.func(args)
     except NmtError as exc:
         print(f"nmt: error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:  # training saved its last update first
+        print(f"nmt: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("nmt: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the machine's refusal (a full disk, a size limit, a permission)
+        print(f"nmt: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

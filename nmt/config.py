@@ -44,14 +44,30 @@ class TransformerConfig(Strict):
     preset: Literal["base", "big", "small"] | None = None
     """Fills every size field not given explicitly from TRANSFORMER_PRESETS."""
     num_layers: int = Field(6, ge=1)
-    """N: layers in the encoder and in the decoder."""
+    """N: layers in the encoder and in the decoder (unless encoder_layers/decoder_layers say)."""
+    encoder_layers: int | None = Field(None, ge=1)
+    """Encoder depth when it differs from num_layers; None: num_layers."""
+    decoder_layers: int | None = Field(None, ge=1)
+    """Decoder depth when it differs from num_layers; None: num_layers."""
     d_model: int = Field(512, ge=2)
     d_ff: int = Field(2048, ge=1)
     num_heads: int = Field(8, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    activation: Literal["relu", "swish", "gelu"] = "relu"
+    """The feed-forward's nonlinearity: relu (the paper), swish (= SiLU, Marian) or gelu (exact,
+    erf-based)."""
     positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    """sinusoidal: computed, not stored; learned: a table of weights (also how an imported table
+    is carried)."""
+    position_layout: Literal["interleaved", "concatenated"] = "interleaved"
+    """Sinusoid columns: interleaved sin, cos, sin, … (the paper's formula); concatenated: all
+    sines, then all cosines, at the same frequencies (Marian)."""
     norm: Literal["post", "pre"] = "post"
     """post: LayerNorm(x + Dropout(Sublayer(x))), the paper's; pre: x + Sublayer(LayerNorm(x))."""
+    scale_embedding: bool = True
+    """Multiply embeddings by √d_model (the paper, 3.4)."""
+    output_bias: bool = False
+    """A bias (V,) added to the logits (Marian's final_logits_bias)."""
     max_positions: int = Field(1024, ge=1)
     share_embeddings: bool = True
     """One embedding matrix for source and target (needs the joint vocabulary)."""
@@ -60,6 +76,20 @@ class TransformerConfig(Strict):
     src_vectors: Path | None = None
     """Pretrained word vectors (word2vec/GloVe/fastText text format) for the source embedding."""
     tgt_vectors: Path | None = None
+    pad_id: int | None = Field(None, ge=0)
+    """Padding id; None: the tokenizer's default (nmt.data.tokenizer.PAD_ID)."""
+    bos_id: int | None = Field(None, ge=0)
+    """The decoder's start token; None: the tokenizer's default BOS_ID."""
+    eos_id: int | None = Field(None, ge=0)
+    """End of sentence; None: the tokenizer's default EOS_ID."""
+
+    @property
+    def num_encoder_layers(self) -> int:
+        return self.encoder_layers if self.encoder_layers is not None else self.num_layers
+
+    @property
+    def num_decoder_layers(self) -> int:
+        return self.decoder_layers if self.decoder_layers is not None else self.num_layers
 
     @model_validator(mode="before")
     @classmethod
@@ -97,6 +127,12 @@ class RNNConfig(Strict):
     max_positions: int = Field(1024, ge=1)
     src_vectors: Path | None = None
     tgt_vectors: Path | None = None
+    pad_id: int | None = Field(None, ge=0)
+    """Padding id; None: the tokenizer's default (nmt.data.tokenizer.PAD_ID)."""
+    bos_id: int | None = Field(None, ge=0)
+    """The decoder's start token; None: the tokenizer's default BOS_ID."""
+    eos_id: int | None = Field(None, ge=0)
+    """End of sentence; None: the tokenizer's default EOS_ID."""
 
 
 ModelConfig = Annotated[TransformerConfig | RNNConfig, Field(discriminator="arch")]
@@ -121,9 +157,13 @@ class TrainingConfig(Strict):
     run_dir: Path = Path("runs/quickstart")
     seed: int = 1
     device: Literal["cpu", "cuda", "auto"] = "cpu"
-    precision: Literal["float32", "bfloat16"] = "float32"
+    precision: Literal["float32", "bfloat16", "float16"] = "float32"
     """bfloat16: matmuls under autocast (weights, optimizer and loss stay float32); about 1.7×
-    faster on CPUs with AVX512-BF16 and on recent GPUs."""
+    faster on CPUs with AVX512-BF16 and on recent GPUs. float16: the same with a dynamic loss
+    scale (for GPUs without bfloat16); updates whose gradients overflow are skipped and counted.
+    float32 on a GPU lets matmuls use TF32 (Ampere and later)."""
+    compile: bool = False
+    """torch.compile the model for training (on a 2-core CPU it was slower: docs/gpu.md)."""
     max_tokens: int = Field(4096, ge=1)
     """Token budget of one forward pass, for source and for target each (padding included)."""
     accumulate: int = Field(1, ge=1)
@@ -156,10 +196,40 @@ class TrainingConfig(Strict):
     valid_max_sentences: int | None = Field(None, ge=1)
     """Translate only the first N dev sentences for validation BLEU (greedy); None: all."""
     progress: bool = True
+    # Scheduled sampling (Bengio et al. 2015; nmt.training.scheduled_sampling).
+    teacher_forcing: float = Field(1.0, ge=0.0, le=1.0)
+    """Probability that the decoder is fed the reference's previous token rather than its own
+    argmax prediction (at the first update, when a schedule decays it); 1.0: plain teacher
+    forcing."""
+    teacher_forcing_schedule: Literal["constant", "linear", "inverse_sigmoid"] = "constant"
+    """How that probability decays with the update count i: constant; linear,
+    max(min, p0 − (p0 − min)·i / decay_steps); inverse_sigmoid, max(min, p0·k / (k + exp(i/k)))."""
+    teacher_forcing_min: float = Field(0.0, ge=0.0, le=1.0)
+    """The floor a decaying schedule never goes below (Bengio et al.'s ε)."""
+    teacher_forcing_decay_steps: int = Field(10_000, ge=1)
+    """linear: updates from teacher_forcing down to teacher_forcing_min."""
+    teacher_forcing_k: float = Field(1000.0, ge=1.0)
+    """inverse_sigmoid: k (larger: later and slower decay; about k·ln k updates to halve)."""
+
+    @model_validator(mode="after")
+    def _teacher_forcing_floor(self) -> TrainingConfig:
+        if self.teacher_forcing_min > self.teacher_forcing:
+            raise ValueError("training.teacher_forcing_min must not exceed teacher_forcing")
+        return self
 
 
 class DecodingConfig(Strict):
+    """How to translate: the one options object of search.
+
+    It comes from a model's ``decoding`` section, is overridden by the command line (or a
+    server request) through :meth:`updated`, and flows through ``translate_file`` and the
+    Translator into nmt.decoding.search, which documents what each option does.
+    """
+
     beam_size: int = Field(4, ge=1)
+    """k, the hypotheses kept open per sentence; 1 is greedy search."""
+    nbest: int = Field(1, ge=1)
+    """Translations returned per sentence (at most beam_size)."""
     length_penalty: float = Field(0.6, ge=0.0)
     """α of the GNMT length penalty ((5 + |Y|) / 6)^α."""
     max_len_a: float = Field(1.0, ge=0.0)
@@ -167,6 +237,45 @@ class DecodingConfig(Strict):
     """Output length limit a · |X| + b (the paper: |X| + 50)."""
     max_tokens: int = Field(4000, ge=1)
     """Token budget of one translation batch."""
+    stopping: Literal["early", "exact"] = "early"
+    """When a sentence's beam search ends. early: once its most probable candidate has ended
+    (OpenNMT; CTranslate2 at α = 0); exact: once no open beam can still beat the n-best
+    finished ones (tensor2tensor's bound, the paper's code: may decode to the length limit)."""
+    patience: float | None = Field(None, gt=0.0)
+    """With stopping 'early': go on until ⌈patience · beam_size⌉ hypotheses have ended
+    (fairseq's rule at 1.0; Kasai et al., 2022); None: the most probable candidate decides."""
+    allow_empty: bool = False
+    """May a non-blank source get an empty translation? No by default (as CTranslate2): an empty
+    line never translates a sentence, yet it is what a weak or unsure model finds most probable.
+    Blank lines still translate to blank lines."""
+    sampling: bool = False
+    """Draw each token from the model instead of searching (back-translation); beam_size is
+    not used, one translation per sentence."""
+    temperature: float = Field(1.0, gt=0.0)
+    """Sampling from softmax(log p / temperature)."""
+    top_k: int | None = Field(None, ge=1)
+    """Sampling among the k most probable tokens only; None: all."""
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    """Sampling in the nucleus: the fewest most probable tokens whose mass reaches top_p."""
+    seed: int | None = None
+    """Sampling seed (the same seed, the same draws); None: a fresh draw every time."""
+
+    @model_validator(mode="after")
+    def _options_fit_together(self) -> DecodingConfig:
+        if self.sampling and self.nbest != 1:
+            raise ValueError(f"nbest ({self.nbest}) must be 1 when sampling")
+        if not self.sampling and self.nbest > self.beam_size:
+            raise ValueError(f"nbest ({self.nbest}) must be at most beam_size ({self.beam_size})")
+        if self.patience is not None and self.stopping != "early":
+            raise ValueError("patience applies to stopping 'early' only")
+        return self
+
+    def updated(self, **changes: Any) -> DecodingConfig:
+        """These options with ``changes`` applied (None values left out), validated together:
+        a bad value is an NmtError naming the field."""
+        given = {name: value for name, value in changes.items() if value is not None}
+        tree = {"decoding": {**self.model_dump(), **given}}
+        return config_from_dict(tree, source="decoding options").decoding
 
 
 class Config(Strict):
@@ -182,6 +291,16 @@ class Config(Strict):
         if isinstance(model, dict) and "arch" not in model:
             return {**values, "model": {"arch": "transformer", **model}}
         return values
+
+    @model_validator(mode="after")
+    def _training_pairs_fit_the_model(self) -> Config:
+        # A kept pair has up to max_len subwords a side, plus EOS (source) or BOS (target).
+        if self.data.max_len + 1 > self.model.max_positions:
+            raise ValueError(
+                f"data.max_len ({self.data.max_len}) + 1 exceeds model.max_positions "
+                f"({self.model.max_positions}): lower data.max_len or raise model.max_positions"
+            )
+        return self
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -75,3 +75,21 @@ def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def toy_tokenizer(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Tokenizer:
     path = tmp_path_factory.mktemp("tok") / "tokenizer.model"
     return Tokenizer.train([toy_corpus / "train.en", toy_corpus / "train.de"], path, vocab_size=60)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A small post-LN Transformer trained on the toy corpus (tests/trained_model.py): a model
+    directory shared by every test (and cached across sessions): read it, copy it to change it."""
+    from tests.trained_model import cached_test_model
+
+    # No cache with -p no:cacheprovider: then a model for this session only.
+    cache = getattr(request.config, "cache", None)
+    return cached_test_model(
+        cache.mkdir("trained-test-model") if cache else tmp_path_factory.mktemp("trained"),
+        write_corpus=lambda folder: write_toy_corpus(
+            folder, sizes={"train": 2000, "dev": 50, "test": 50}
+        ),
+    )

@@ -2,16 +2,20 @@
 
 Files are streamed line by line (nothing holds a whole corpus as text). The checks a user needs
 happen here once: both files exist, have the same number of lines, and are valid UTF-8; empty
-pairs and over-long pairs are dropped and counted, never silently.
+pairs and over-long pairs are dropped and counted, never silently. ``check_corpus`` runs these
+checks on every file of a corpus before training spends any time on it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nmt.config import DataConfig
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -32,10 +36,13 @@ def count_lines(path: Path) -> int:
 
 
 def iter_lines(path: Path) -> Iterator[str]:
-    """Decoded lines without their line ending; invalid UTF-8 fails with the path and line."""
+    """Decoded lines without their line ending (LF or CRLF) and without a byte-order mark at the
+    start of the file; invalid UTF-8 fails with the path and line."""
     try:
         with path.open("rb") as f:
             for number, raw in enumerate(f, start=1):
+                if number == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a BOM (Windows editors) is no text
                 try:
                     yield raw.decode("utf-8").rstrip("\r\n")
                 except UnicodeDecodeError as exc:
@@ -89,7 +96,9 @@ def read_parallel(
     """
     check_same_length(src_path, tgt_path)
     stats = stats if stats is not None else ReadStats()
-    for number, (src, tgt) in enumerate(zip(iter_lines(src_path), iter_lines(tgt_path)), 1):
+    for number, (src, tgt) in enumerate(
+        zip(iter_lines(src_path), iter_lines(tgt_path), strict=True), 1
+    ):
         stats.read += 1
         src, tgt = src.strip(), tgt.strip()
         if not keep_empty and (not src or not tgt):
@@ -100,3 +109,62 @@ def read_parallel(
             continue
         stats.kept += 1
         yield number, src, tgt
+
+
+def check_corpus(data: DataConfig) -> list[Path]:
+    """Check the corpus before any work: the train and dev pairs (and test, if present) exist,
+    are valid UTF-8, have equal line counts and at least one pair with both sides non-empty.
+
+    Returns the training files (source, target): what the tokenizer is trained on.
+    """
+    train: list[Path] = []
+    for split in ("train", "dev", "test"):
+        pair = [data.dir / f"{split}.{data.src_lang}", data.dir / f"{split}.{data.tgt_lang}"]
+        if split == "test" and not any(p.exists() for p in pair):
+            continue  # training never reads the test set; check it only where it is there
+        for path in pair:
+            if path.is_dir():
+                raise NmtError(f"{path}: a directory, not a {split} file (see data.dir)")
+            if not path.is_file():
+                raise NmtError(f"{path}: {split} file not found (see data.dir in the config)")
+        check_same_length(*pair)
+        usable = sum(
+            bool(src.strip() and tgt.strip())
+            for src, tgt in zip(iter_lines(pair[0]), iter_lines(pair[1]), strict=True)
+        )
+        if not usable:
+            raise NmtError(f"{pair[0]}, {pair[1]}: no sentence pair with both sides non-empty")
+        if split == "train":
+            train = pair
+    return train
+
+
+def fingerprint(paths: Sequence[Path]) -> dict[str, str]:
+    """SHA-256 of each file by name: what identifies the data a tokenizer was trained on."""
+    digests = {}
+    for path in paths:
+        with path.open("rb") as f:
+            digests[path.name] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests
+
+
+def check_tokenizer_data(record: Path, paths: Sequence[Path], *, trained_now: bool) -> None:
+    """Record which files a newly trained tokenizer saw; for an existing one, refuse to go on
+    with other files (a corpus fetched again, another corpus at the same path)."""
+    from nmt.models.store import atomic_write_text
+
+    current = fingerprint(paths)
+    if trained_now or not record.is_file():  # runs from before the record get one now
+        atomic_write_text(record, json.dumps(current, indent=1) + "\n")
+        return
+    try:
+        stored = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise NmtError(f"{record}: unreadable ({exc}); remove it to record today's data") from None
+    if stored != current:
+        names = {*stored, *current}
+        changed = sorted(name for name in names if stored.get(name) != current.get(name))
+        raise NmtError(
+            f"{record.parent}: its tokenizer was trained on other data than the config's "
+            f"({', '.join(changed)} changed); train in a new training.run_dir, or restore the data"
+        )

@@ -1,7 +1,8 @@
 """Translating a file (or stdin) line by line, in chunks, into a file (or stdout).
 
 Chunks of ``chunk_size`` lines are read, translated (sorted by length inside the chunk for
-dense batches) and written in input order, so a huge file never sits in memory. A file output
+dense batches) and written in input order, so a huge file never sits in memory; typed at a
+terminal, each line is translated as soon as it is entered. A file output
 is written to a temporary sibling and renamed into place at the end: a failed run leaves no
 half-written file behind. n-best output follows fairseq/Moses: ``line ||| text ||| score`` with
 0-based line numbers.
@@ -20,8 +21,10 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from nmt.config import DecodingConfig
 from nmt.data.parallel import count_lines, iter_lines
 from nmt.decoding.translator import Translator
+from nmt.durable import publish
 from nmt.errors import NmtError
 
 
@@ -30,55 +33,44 @@ def translate_file(
     *,
     input_path: Path | None,
     output_path: Path | None,
-    beam_size: int = 4,
-    length_penalty: float = 0.6,
-    nbest: int = 1,
-    max_len_a: float = 1.0,
-    max_len_b: int = 50,
-    max_tokens: int = 4000,
+    options: DecodingConfig | None = None,
     progress: bool = True,
     chunk_size: int = 5_000,
+    interactive: bool | None = None,
 ) -> int:
     """Translate ``input_path`` (None: stdin) into ``output_path`` (None: stdout); lines done.
 
-    One output line per input line, or ``nbest`` lines per input line when ``nbest`` > 1. A
-    progress bar goes to stderr when reading a file.
+    One output line per input line, or ``options.nbest`` lines per input line when it is above
+    1 (options None: the translator's defaults). A progress bar goes to stderr when reading a
+    file. ``interactive`` translates and writes each line as soon as it is read, for a person
+    typing at a terminal; None: when stdin is one.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, not {chunk_size}")
+    options = options if options is not None else translator.default_options
     if input_path is None:
-        lines, bar = _stdin_lines(), None
+        lines, total = _stdin_lines(), None
+        if interactive is None:
+            interactive = sys.stdin.isatty()
     else:
         total = count_lines(input_path)  # also a clear error for a missing file, before any work
         lines = iter_lines(input_path)
-        bar = tqdm(
-            total=total, unit="line", desc="translating", disable=not progress, file=sys.stderr
-        )
+    bar = tqdm(
+        total=total,
+        unit="line",
+        desc="translating",
+        disable=input_path is None or not progress,
+        file=sys.stderr,
+    )
     done = 0
-    with _open_output(output_path) as out:
-        for chunk in _chunks(lines, chunk_size):
-            if nbest == 1:
-                texts = translator.translate(
-                    chunk,
-                    beam_size=beam_size,
-                    length_penalty=length_penalty,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
-                    max_tokens=max_tokens,
-                    first_line=done + 1,
-                )
+    # The bar ends its line even when translating fails, so an error message starts a line.
+    with bar, _open_output(output_path) as out:
+        for chunk in _chunks(lines, 1 if interactive else chunk_size):
+            if options.nbest == 1:
+                texts = translator.translate(chunk, options, first_line=done + 1)
                 out.writelines(text + "\n" for text in texts)
             else:
-                results = translator.translate_nbest(
-                    chunk,
-                    nbest=nbest,
-                    beam_size=beam_size,
-                    length_penalty=length_penalty,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
-                    max_tokens=max_tokens,
-                    first_line=done + 1,
-                )
+                results = translator.translate_nbest(chunk, options, first_line=done + 1)
                 out.writelines(
                     f"{done + i} ||| {t.text} ||| {t.score:.6f}\n"
                     for i, translations in enumerate(results)
@@ -86,10 +78,7 @@ def translate_file(
                 )
             out.flush()
             done += len(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
+            bar.update(len(chunk))
     return done
 
 
@@ -128,7 +117,7 @@ def _open_output(path: Path | None) -> Iterator[TextIO]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             yield f
-        os.replace(tmp, path)
+        publish(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

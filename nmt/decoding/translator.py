@@ -2,14 +2,15 @@
 
 Search (nmt.decoding.search) knows only ids; this module turns sentences into padded id batches
 (shortest first, at most ``max_tokens`` source tokens each, padding and EOS included), runs the
-search and puts the detokenized outputs back in input order.
+search the options ask for and puts the detokenized outputs back in input order.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import cast
 
@@ -17,25 +18,42 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nmt.config import DecodingConfig
 from nmt.data.batching import group_by_length, pad_sequences
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
-from nmt.decoding.search import Hypothesis, beam_search, generate, greedy_hypotheses, sampler
-from nmt.errors import NmtError
+from nmt.data.tokenizer import Tokenizer
+from nmt.decoding.search import Hypothesis, decode, special_ids
 from nmt.models.interface import Seq2SeqModel
 
 log = logging.getLogger(__name__)
 
-Search = Callable[[Tensor, Tensor], list[list[Hypothesis]]]  # (src, src_mask) → per sentence
-
 
 @dataclass
 class Translation:
-    """One output: detokenized text, its ids (no BOS/EOS), and its search score."""
+    """One output: detokenized text, its ids (no BOS/EOS), its search score, the pieces behind
+    them and, if asked for, the attention that produced it.
+
+    ``attention`` (L, H, T, S) holds the cross-attention weights the model computed while
+    decoding this output, per layer L and head H: T = len(tgt_pieces) + 1, the last row being
+    the step that produced EOS; S = len(src_pieces) + 1, the last column being the EOS appended
+    to every source. None for a model without attention or when not asked for.
+    """
 
     text: str
     tokens: list[int]
     score: float
-    attention: Tensor | None = None  # (L, H, T, S) cross-attention, T = len(tokens) + 1
+    src_pieces: list[str] = field(default_factory=list)
+    """The source's pieces as the model saw them (after any truncation), without the EOS."""
+    tgt_pieces: list[str] = field(default_factory=list)
+    """The output's pieces, one per id in ``tokens``."""
+    truncated: bool = False
+    """The source was longer than the model takes and was cut to its limit."""
+    attention: Tensor | None = None
+
+
+@dataclass
+class _Source:
+    ids: list[int]  # [] for a blank line
+    truncated: bool
 
 
 class Translator:
@@ -43,6 +61,8 @@ class Translator:
 
     ``max_positions`` is the longest sequence the model accepts: longer sources are truncated
     to it (EOS included), with a warning, and outputs are capped to fit it too.
+    ``default_options`` serve every call that passes no options (for a model directory: its
+    config's ``decoding`` section).
     """
 
     def __init__(
@@ -52,6 +72,7 @@ class Translator:
         *,
         device: str | torch.device = "cpu",
         max_positions: int | None = None,
+        default_options: DecodingConfig | None = None,
     ) -> None:
         if max_positions is not None and max_positions < 2:
             raise ValueError(f"max_positions must be >= 2 (a token and EOS), not {max_positions}")
@@ -59,168 +80,131 @@ class Translator:
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.max_positions = max_positions
+        self.default_options = default_options or DecodingConfig()
 
     @classmethod
-    def load(cls, model_dir: Path, *, device: str = "cpu") -> Translator:
-        """A Translator for a model directory (or a run directory's best model)."""
-        from nmt.models.store import load_model_dir
+    def load(cls, model_dir: Path | Sequence[Path], *, device: str = "cpu") -> Translator:
+        """A Translator for a model directory (or a run directory's best model); given several,
+        for their ensemble (nmt.models.ensemble: the mean of their probabilities)."""
+        from nmt.models.ensemble import load_models
 
-        loaded = load_model_dir(model_dir, device=device)
+        loaded = load_models(model_dir, device=device)
         return cls(
             cast(Seq2SeqModel, loaded.model),  # build_model's models all honour the contract
             loaded.tokenizer,
             device=device,
             max_positions=loaded.config.model.max_positions,
+            default_options=loaded.config.decoding,
         )
-
-    @property
-    def _max_len_cap(self) -> int | None:
-        # The decoder reads BOS + max_len tokens; one more position is fed to score the EOS.
-        return None if self.max_positions is None else self.max_positions - 1
 
     # -- the public verbs -------------------------------------------------------------------
 
     def translate(
         self,
         sentences: Sequence[str],
+        options: DecodingConfig | None = None,
         *,
-        beam_size: int = 4,
-        length_penalty: float = 0.6,
-        max_len_a: float = 1.0,
-        max_len_b: int = 50,
-        max_tokens: int = 4000,
         first_line: int = 1,
     ) -> list[str]:
-        """The best translation of each sentence, in input order (beam_size 1: greedy search).
+        """The best translation of each sentence, in input order.
 
         ``first_line`` is the line number of ``sentences[0]`` in warnings.
         """
-        nbest = self.translate_nbest(
-            sentences,
-            nbest=1,
-            beam_size=beam_size,
-            length_penalty=length_penalty,
-            max_len_a=max_len_a,
-            max_len_b=max_len_b,
-            max_tokens=max_tokens,
-            first_line=first_line,
-        )
-        return [translations[0].text for translations in nbest]
+        results = self.translate_nbest(sentences, options, first_line=first_line)
+        return [translations[0].text for translations in results]
 
     def translate_nbest(
         self,
         sentences: Sequence[str],
+        options: DecodingConfig | None = None,
         *,
-        nbest: int,
-        beam_size: int = 4,
-        length_penalty: float = 0.6,
-        max_len_a: float = 1.0,
-        max_len_b: int = 50,
-        max_tokens: int = 4000,
         return_attention: bool = False,
         first_line: int = 1,
     ) -> list[list[Translation]]:
-        """Up to ``nbest`` translations per sentence, best first.
+        """Up to ``options.nbest`` translations per sentence, best first.
 
-        An empty sentence gets one empty translation scored 0. With ``return_attention`` each
-        translation carries the model's cross-attention for it (None for a model without one).
+        A blank sentence gets one empty translation scored 0. With ``return_attention`` each
+        translation carries the attention its model computed for it (see Translation).
         """
-        if beam_size < 1:
-            raise NmtError(f"beam size must be at least 1, not {beam_size}")
-        if not 1 <= nbest <= beam_size:
-            raise NmtError(
-                f"n-best size must be between 1 and the beam size ({beam_size}), not {nbest}"
+        options = options if options is not None else self.default_options
+        ids = special_ids(self.model)
+        generator = None
+        if options.sampling:
+            generator = torch.Generator(device=self.device)
+            if options.seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(options.seed)
+        sources = self._encode(sentences, first_line)
+        hypotheses: list[list[Hypothesis]] = [[] for _ in sources]
+        for batch in self._batches(sources, options.max_tokens):
+            rows = [sources[i].ids for i in batch]
+            src = pad_sequences(rows, suffix=ids.eos).to(self.device)
+            lengths = torch.tensor([len(row) + 1 for row in rows], device=self.device)
+            src_mask = torch.arange(src.size(1), device=self.device) < lengths[:, None]
+            src = src.masked_fill(~src_mask, ids.pad)
+            found = decode(
+                self.model,
+                src,
+                src_mask,
+                options,
+                generator=generator,
+                max_len_cap=self._max_len_cap,
+                record_attention=return_attention,
             )
-        cap = self._max_len_cap
-
-        def search(src: Tensor, src_mask: Tensor) -> list[list[Hypothesis]]:
-            if beam_size > 1:
-                return beam_search(
-                    self.model,
-                    src,
-                    src_mask,
-                    beam_size=beam_size,
-                    length_penalty=length_penalty,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
-                    max_len_cap=cap,
-                    nbest=nbest,
-                )
-            return [
-                [hyp]
-                for hyp in greedy_hypotheses(
-                    self.model,
-                    src,
-                    src_mask,
-                    length_penalty=length_penalty,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
-                    max_len_cap=cap,
-                )
-            ]
-
-        return self._run(sentences, search, max_tokens, first_line, return_attention)
-
-    def translate_sampled(
-        self,
-        sentences: Sequence[str],
-        *,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        max_len_a: float = 1.0,
-        max_len_b: int = 50,
-        max_tokens: int = 4000,
-        first_line: int = 1,
-    ) -> list[str]:
-        """One sampled translation per sentence (back-translation); a seed makes it repeatable."""
-        generator = torch.Generator(device=self.device)
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(seed)
-        try:
-            pick = sampler(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
-        except ValueError as exc:
-            raise NmtError(str(exc)) from None
-        cap = self._max_len_cap
-
-        def search(src: Tensor, src_mask: Tensor) -> list[list[Hypothesis]]:
-            with torch.inference_mode():
-                outputs, log_probs = generate(
-                    self.model,
-                    src,
-                    src_mask,
-                    pick,
-                    max_len_a=max_len_a,
-                    max_len_b=max_len_b,
-                    max_len_cap=cap,
-                )
-            return [[Hypothesis(ids, lp, lp)] for ids, lp in zip(outputs, log_probs, strict=True)]
-
-        results = self._run(sentences, search, max_tokens, first_line, return_attention=False)
-        return [translations[0].text for translations in results]
+            for i, hyps in zip(batch, found, strict=True):
+                hypotheses[i] = hyps
+        return [
+            self._translations(source, hyps)
+            for source, hyps in zip(sources, hypotheses, strict=True)
+        ]
 
     # -- behind the scenes ------------------------------------------------------------------
 
-    def _encode(self, sentences: Sequence[str], first_line: int) -> list[list[int]]:
+    @property
+    def _max_len_cap(self) -> int | None:
+        # The decoder reads BOS + max_len tokens; one more position is fed to score the EOS.
+        return None if self.max_positions is None else self.max_positions - 1
+
+    @cached_property
+    def _pieces(self) -> list[str]:
+        return self.tokenizer.pieces()
+
+    def _translations(self, source: _Source, hyps: list[Hypothesis]) -> list[Translation]:
+        src_pieces = [self._pieces[i] for i in source.ids]
+        if not hyps:  # a blank line
+            return [Translation("", [], 0.0, src_pieces, [], source.truncated)]
+        return [
+            Translation(
+                text=self.tokenizer.decode(h.tokens),
+                tokens=h.tokens,
+                score=h.score,
+                src_pieces=src_pieces,
+                tgt_pieces=[self._pieces[i] for i in h.tokens],
+                truncated=source.truncated,
+                attention=h.attention,
+            )
+            for h in hyps
+        ]
+
+    def _encode(self, sentences: Sequence[str], first_line: int) -> list[_Source]:
         """Ids per sentence ([] for a blank one), truncated to the model's limit with a warning."""
-        ids = self._tokenize(sentences)
-        if self.max_positions is not None:
-            limit = self.max_positions - 1  # room for the EOS every source gets
-            for i, row in enumerate(ids):
-                if len(row) > limit:
-                    log.warning(
-                        "line %d: %d tokens, more than the model's limit of %d; "
-                        "translating the first %d only",
-                        first_line + i,
-                        len(row),
-                        limit,
-                        limit,
-                    )
-                    ids[i] = row[:limit]
-        return ids
+        sources = [_Source(ids, False) for ids in self._tokenize(sentences)]
+        if self.max_positions is None:
+            return sources
+        limit = self.max_positions - 1  # room for the EOS every source gets
+        for i, source in enumerate(sources):
+            if len(source.ids) > limit:
+                log.warning(
+                    "line %d: %d tokens, more than the model's limit of %d; "
+                    "translating the first %d only",
+                    first_line + i,
+                    len(source.ids),
+                    limit,
+                    limit,
+                )
+                sources[i] = _Source(source.ids[:limit], True)
+        return sources
 
     def _tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
         """Ids per sentence; a blank sentence gets [] without reaching the tokenizer."""
@@ -228,51 +212,12 @@ class Translator:
         encoded = iter(self.tokenizer.encode_batch(nonblank) if nonblank else [])
         return [next(encoded) if s.strip() else [] for s in sentences]
 
-    def _batches(self, ids: list[list[int]], max_tokens: int) -> list[list[int]]:
-        """Indices of the non-empty sentences, shortest first, cut within the token budget."""
-        if max_tokens < 1:
-            raise NmtError(f"max tokens must be at least 1, not {max_tokens}")
-        lengths = np.array([len(row) + 1 for row in ids], dtype=np.int64)  # + EOS
-        order = np.array([i for i in np.argsort(lengths, kind="stable") if ids[i]], dtype=np.int64)
+    def _batches(self, sources: list[_Source], max_tokens: int) -> list[list[int]]:
+        """Indices of the non-blank sentences, shortest first, cut within the token budget."""
+        lengths = np.array([len(s.ids) + 1 for s in sources], dtype=np.int64)  # + EOS
+        order = np.array(
+            [i for i in np.argsort(lengths, kind="stable") if sources[i].ids], dtype=np.int64
+        )
         # group_by_length budgets source and target; translation has no target yet.
-        return group_by_length(order, lengths, np.zeros_like(lengths), max_tokens)
-
-    def _run(
-        self,
-        sentences: Sequence[str],
-        search: Search,
-        max_tokens: int,
-        first_line: int,
-        return_attention: bool,
-    ) -> list[list[Translation]]:
-        ids = self._encode(sentences, first_line)
-        hypotheses: list[list[Hypothesis]] = [[] for _ in ids]
-        for batch in self._batches(ids, max_tokens):
-            src = pad_sequences([ids[i] for i in batch], suffix=EOS_ID).to(self.device)
-            for i, hyps in zip(batch, search(src, src != PAD_ID), strict=True):
-                hypotheses[i] = hyps
-        results = []
-        for row, hyps in zip(ids, hypotheses, strict=True):
-            if not hyps:  # a blank line (or a model that never ends a sentence)
-                results.append([Translation("", [], 0.0)])
-                continue
-            results.append(
-                [
-                    Translation(
-                        text=self.tokenizer.decode(h.tokens),
-                        tokens=h.tokens,
-                        score=h.score,
-                        attention=self._attention(row, h.tokens) if return_attention else None,
-                    )
-                    for h in hyps
-                ]
-            )
-        return results
-
-    @torch.inference_mode()
-    def _attention(self, src_ids: list[int], tgt_ids: list[int]) -> Tensor | None:
-        """Cross-attention (L, H, T, S) of a teacher-forced pass over BOS + tgt_ids."""
-        src = torch.tensor([[*src_ids, EOS_ID]], device=self.device)
-        tgt_in = torch.tensor([[BOS_ID, *tgt_ids]], device=self.device)
-        weights = self.model.cross_attention(src, src != PAD_ID, tgt_in)
-        return None if weights is None else weights[0].float().cpu()
+        batches = group_by_length(order, lengths, np.zeros_like(lengths), max_tokens)
+        return [[int(i) for i in batch] for batch in batches]

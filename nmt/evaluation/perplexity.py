@@ -44,11 +44,16 @@ def reference_loss(
     sampler = TokenBudgetSampler(
         pairs.src_lengths, pairs.tgt_lengths, max_tokens=max_tokens, seed=0, shuffle=False
     )
+    # The model's own special ids (an imported Marian model's are not nmt's defaults).
+    ids = {name: int(getattr(model, name)) for name in ("pad_id", "bos_id", "eos_id")}
     nll, tokens = 0.0, 0
     for indices in sampler.epoch_batches(0):
-        batch = pairs.batch(indices).to(device)
+        batch = pairs.batch(indices, **ids).to(device)
         sums = label_smoothed_loss(
-            model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out, epsilon=0.0
+            model(batch.src, batch.src_mask, batch.tgt_in),
+            batch.tgt_out,
+            epsilon=0.0,
+            pad_id=batch.pad_id,
         )
         nll += float(sums.nll)
         tokens += sums.num_tokens

@@ -1,14 +1,14 @@
 """The one contract between models and search.
 
 Search (greedy, beam, sampling) drives every model through this surface and never asks which
-model it is. Shapes: B batch (sentences × beams), S source length, T target length, V vocabulary.
+model it is. Shapes: B batch (sentences), N rows (sentences × beams), S source length, T target
+length, t target positions fed so far, L layers, H heads, V vocabulary.
 
 Masks follow one convention everywhere: bool, True = a real token that may be attended to.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from typing import Protocol, Self, runtime_checkable
 
 from torch import Tensor, nn
@@ -21,10 +21,20 @@ class DecoderState(Protocol):
     The Transformer's holds per-layer self-attention key/value caches and the cross-attention
     keys/values computed once from the encoder output; a recurrent model's holds the hidden (and
     cell) states, the input-feeding vector and the encoder outputs.
+
+    A state may be updated in place (the Transformer writes its caches where they lie): after
+    ``decode_step`` or ``select``, use only the state they returned.
     """
 
     def select(self, indices: Tensor) -> Self:
-        """The state of rows ``indices`` (B',) in that order: how beams are kept and reordered."""
+        """The state of rows ``indices`` (N',) in that order: how beams are kept and reordered."""
+        ...
+
+    @property
+    def attention(self) -> Tensor | None:
+        """Cross-attention weights (N, t, L, H, S) of every step fed so far, computed by the
+        model while decoding (rows reordered by ``select``); None unless ``encode`` was asked to
+        record them, or for a model without attention. Recurrent models: L = H = 1."""
         ...
 
 
@@ -32,16 +42,32 @@ class DecoderState(Protocol):
 class Seq2SeqModel(Protocol):
     """What every translation model offers to training and to search."""
 
+    pad_id: int
+    bos_id: int  # the decoder's start token
+    eos_id: int
+
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher-forced logits (B, T, V) for ``tgt_in`` (B, T), given ``src`` (B, S)."""
         ...
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> DecoderState:
-        """Run the encoder once; the returned state starts decoding (no target token seen yet)."""
+    def encode(
+        self,
+        src: Tensor,
+        src_mask: Tensor,
+        *,
+        max_steps: int | None = None,
+        record_attention: bool = False,
+    ) -> DecoderState:
+        """Run the encoder once; the returned state starts decoding (no target token seen yet).
+
+        ``max_steps``: how many ``decode_step`` calls may follow (lets a model preallocate its
+        caches; None: up to its maximum length). ``record_attention``: keep the cross-attention
+        weights of every step in ``state.attention``.
+        """
         ...
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """Feed one token per row (B,); return log-probabilities (B, V) of the next one."""
+        """Feed one token per row (N,); return log-probabilities (N, V) of the next one."""
         ...
 
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:
@@ -50,26 +76,19 @@ class Seq2SeqModel(Protocol):
         ...
 
 
-class TranslationModel(nn.Module):
-    """Base class of nmt's models: a torch module that honours ``Seq2SeqModel``.
+class TranslationModel(nn.Module, Seq2SeqModel):
+    """Base class of nmt's models: a torch module that implements ``Seq2SeqModel``.
 
     ``src_embed`` and ``tgt_embed`` (one object when shared) are where pretrained word vectors
-    are loaded.
+    are loaded; the special ids are the model's own (a model imported from elsewhere has its
+    tokenizer's ids).
     """
 
     src_embed: nn.Embedding
     tgt_embed: nn.Embedding
 
-    @abstractmethod
-    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor: ...
-
-    @abstractmethod
-    def encode(self, src: Tensor, src_mask: Tensor) -> DecoderState: ...
-
-    @abstractmethod
-    def decode_step(
-        self, prev_tokens: Tensor, state: DecoderState
-    ) -> tuple[Tensor, DecoderState]: ...
-
-    @abstractmethod
-    def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None: ...
+    def __init__(self, *, pad_id: int, bos_id: int, eos_id: int) -> None:
+        super().__init__()
+        self.pad_id = pad_id
+        self.bos_id = bos_id
+        self.eos_id = eos_id

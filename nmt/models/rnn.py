@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import RNNConfig
-from nmt.data.tokenizer import PAD_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.models.interface import DecoderState, TranslationModel
 
 
@@ -68,6 +68,9 @@ class RNNState:
     memory: Tensor | None  # (B, S, H) encoder outputs; None without attention
     keys: Tensor | None  # (B, S, H) memory as the score's keys, computed once; None likewise
     src_mask: Tensor  # (B, S)
+    # (B, t, 1, 1, S) attention weights of every step so far, when recording (one layer, one
+    # head); None otherwise and without attention.
+    attention: Tensor | None = None
 
     def select(self, indices: Tensor) -> RNNState:
         def pick(x: Tensor | None) -> Tensor | None:
@@ -81,6 +84,7 @@ class RNNState:
             memory=pick(self.memory),
             keys=pick(self.keys),
             src_mask=self.src_mask.index_select(0, indices),
+            attention=pick(self.attention),
         )
 
 
@@ -210,6 +214,7 @@ class Decoder(nn.Module):
             memory=state.memory,
             keys=state.keys,
             src_mask=state.src_mask,
+            attention=state.attention,
         )
         return attentional, weights, next_state
 
@@ -218,12 +223,20 @@ class RNNSeq2Seq(TranslationModel):
     """Recurrent encoder–decoder (rnn/lstm/gru, with or without attention), with the model
     contract of nmt.models.interface."""
 
-    def __init__(self, config: RNNConfig, vocab_size: int) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        config: RNNConfig,
+        vocab_size: int,
+        *,
+        pad_id: int = PAD_ID,
+        bos_id: int = BOS_ID,
+        eos_id: int = EOS_ID,
+    ) -> None:
+        super().__init__(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
         self.config = config
         embed_dim, hidden = config.embed_dim, config.hidden_size
-        self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
-        self.tgt_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD_ID)
+        self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.tgt_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.embed_dropout = nn.Dropout(config.dropout)
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
@@ -250,7 +263,7 @@ class RNNSeq2Seq(TranslationModel):
         for embedding in (self.src_embed, self.tgt_embed):
             nn.init.normal_(embedding.weight, mean=0.0, std=self.config.embed_dim**-0.5)
             with torch.no_grad():
-                embedding.weight[PAD_ID].zero_()
+                embedding.weight[self.pad_id].zero_()
 
     def logits(self, attentional: Tensor) -> Tensor:
         """Attentional vectors (..., H) → logits (..., V)."""
@@ -280,9 +293,18 @@ class RNNSeq2Seq(TranslationModel):
         attentional, _ = self.teacher_forced(self.encode(src, src_mask), tgt_in)
         return self.logits(attentional)  # (B, T, V)
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> RNNState:
+    def encode(
+        self,
+        src: Tensor,
+        src_mask: Tensor,
+        *,
+        max_steps: int | None = None,
+        record_attention: bool = False,
+    ) -> RNNState:
+        # max_steps is of no use here: the recurrent state does not grow with the output.
         memory, hidden, cell = self.encoder(self.embed_dropout(self.src_embed(src)), src_mask)
         attention = self.decoder.attention
+        recording = record_attention and attention is not None
         return RNNState(
             hidden=hidden.transpose(0, 1),
             cell=None if cell is None else cell.transpose(0, 1),
@@ -293,6 +315,7 @@ class RNNSeq2Seq(TranslationModel):
             memory=None if attention is None else memory,
             keys=None if attention is None else attention.keys(memory),
             src_mask=src_mask,
+            attention=memory.new_zeros(src.size(0), 0, 1, 1, src.size(1)) if recording else None,
         )
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, RNNState]:
@@ -300,7 +323,11 @@ class RNNSeq2Seq(TranslationModel):
         # search only ever hands back states this model made.
         assert isinstance(state, RNNState)
         x = self.embed_dropout(self.tgt_embed(prev_tokens[:, None]))  # (B, 1, E)
-        attentional, _, next_state = self.decoder(x, state)
+        attentional, weights, next_state = self.decoder(x, state)
+        if state.attention is not None and weights is not None:
+            # Only when asked to record: the copy grows with t, as inspection can afford.
+            step = weights[:, :, None, None].to(state.attention.dtype)  # (B, 1, 1, 1, S)
+            next_state.attention = torch.cat([state.attention, step], dim=1)
         return self.logits(attentional[:, 0]).log_softmax(dim=-1), next_state  # (B, V)
 
     @torch.no_grad()

@@ -1,12 +1,19 @@
 """Model directories: what it takes to translate, with no pickled code anywhere.
 
 A model directory holds ``config.yaml`` (the resolved config the model was built from),
-``tokenizer.model`` (SentencePiece) and ``model.safetensors`` (weights). Every checkpoint of a
-run, its best model and the output of ``nmt average`` are model directories.
+``tokenizer.model`` (SentencePiece; an imported Marian model has ``source.spm``, ``target.spm``
+and ``vocab.json`` instead, see nmt.data.tokenizer) and ``model.safetensors`` (weights, whose
+metadata carries the architecture they were trained with). Every checkpoint of a run, its best
+model and the output of ``nmt average`` are model directories.
+
+Every file and directory is published the same way: written under a temporary name, flushed to
+the disk (fsync), renamed into place, and the rename itself flushed (fsync of the parent
+directory), so that a kill or a power cut leaves the old version or the new, never half of one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,18 +21,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from nmt.config import Config, load_config
-from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
+from nmt.config import Config, ModelConfig, load_config
+from nmt.data.tokenizer import Tokenizer, copy_tokenizer, load_tokenizer
+from nmt.durable import publish
 from nmt.errors import NmtError
 from nmt.models.build import build_model
 from nmt.models.interface import TranslationModel
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
+# The safetensors metadata key holding the architecture the weights belong to.
+ARCHITECTURE_KEY = "nmt.architecture"
+# Model-config fields that change no shape and no computation at inference time.
+NOT_ARCHITECTURE = frozenset({"preset", "dropout", "src_vectors", "tgt_vectors"})
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -35,24 +47,46 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(Path(tmp), path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def save_weights(model: nn.Module, path: Path) -> None:
-    """Weights to safetensors, atomically; tied weights are stored once."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def architecture(config: ModelConfig) -> dict[str, object]:
+    """The model-config fields that fix the weights' meaning (heads, norms, positions, ...)."""
+    fields = config.model_dump(mode="json")
+    return {k: v for k, v in fields.items() if k not in NOT_ARCHITECTURE}
+
+
+def save_model_weights(model: nn.Module, path: Path, *, config: ModelConfig) -> None:
+    """Weights to safetensors (tied weights stored once), with ``config``'s architecture in the
+    metadata, so that a config edited afterwards cannot silently reinterpret them."""
+    metadata = {ARCHITECTURE_KEY: json.dumps(architecture(config), sort_keys=True)}
+    save_model(model, str(path), metadata=metadata)
+
+
+def check_architecture(path: Path, config: ModelConfig) -> None:
+    """Refuse weights saved for another architecture than ``config``'s (e.g. other num_heads:
+    the shapes fit, the function does not). Weights without the record are not checked."""
     try:
-        save_model(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with safe_open(str(path), framework="pt") as f:
+            stored_text = (f.metadata() or {}).get(ARCHITECTURE_KEY)
+    except FileNotFoundError:
+        raise NmtError(f"{path}: weights not found") from None
+    except (SafetensorError, OSError) as exc:
+        raise NmtError(f"{path}: corrupt or unreadable weights ({exc})") from None
+    if stored_text is None:
+        return
+    stored = json.loads(stored_text)
+    current = architecture(config)
+    # Fields added to the config after the weights were saved are not in the record.
+    differ = [k for k in stored if k in current and stored[k] != current[k]]
+    if differ:
+        changes = ", ".join(f"{k} {current[k]!r} (trained with {stored[k]!r})" for k in differ)
+        raise NmtError(
+            f"{path}: config.yaml describes another architecture than these weights: {changes}"
+        )
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -73,16 +107,33 @@ def load_weights(model: nn.Module, path: Path) -> None:
 def write_model_dir(
     out_dir: Path, *, config: Config, tokenizer_path: Path, model: nn.Module
 ) -> None:
-    """Write a complete model directory in a temporary sibling, then rename it into place."""
+    """Write a complete model directory in a temporary sibling, then rename it into place.
+
+    A failed write (a full disk, a file-size limit, no permission) leaves ``out_dir`` as it was
+    and nothing temporary behind, and says why in an NmtError.
+    """
     from nmt.config import config_to_yaml
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    if out_dir.exists() and not (
+        out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / CONFIG_FILE).is_file())
+    ):
+        # Replacing it would delete whatever it is: only a model directory is ever replaced.
+        raise NmtError(f"{out_dir}: exists and is not a model directory; choose another output")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    except OSError as exc:
+        raise NmtError(f"{out_dir}: cannot write ({exc.strerror or exc})") from None
     try:
         (tmp / CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
-        shutil.copyfile(tokenizer_path, tmp / TOKENIZER_FILE)
-        save_model(model, str(tmp / WEIGHTS_FILE))
+        # The tokenizer's files: tokenizer.model, or an imported model's source/target pair
+        # (source.spm, target.spm, vocab.json) found beside ``tokenizer_path``.
+        copy_tokenizer(tokenizer_path.parent, tmp)
+        save_model_weights(model, tmp / WEIGHTS_FILE, config=config.model)
         replace_dir(tmp, out_dir)
+    except (OSError, SafetensorError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise NmtError(f"{out_dir}: cannot write the model directory ({exc})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -95,7 +146,7 @@ def replace_dir(src: Path, dst: Path) -> None:
         old = dst.with_name(f".{dst.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(dst, old)
-    os.replace(src, dst)
+    publish(src, dst)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -120,12 +171,39 @@ def resolve_model_dir(path: Path) -> Path:
     )
 
 
+def check_device(name: str) -> torch.device:
+    """A device to run on, refused in one line if it is not a device name or not present."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NmtError(f"--device {name!r}: not a device (cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NmtError(f"--device {name!r}: no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise NmtError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+def fine_tuning_config(config: Config, model_dir: Path) -> Config:
+    """``config`` with the model section of ``model_dir`` (and its run's vocabulary size): what
+    `nmt train --init-from MODEL_DIR` trains, starting from that directory's weights."""
+    from nmt.config import config_from_dict
+
+    stored = load_config(resolve_model_dir(model_dir) / CONFIG_FILE)
+    tree = config.model_dump(mode="json")
+    tree["model"] = stored.model.model_dump(mode="json")
+    tree["data"]["vocab_size"] = stored.data.vocab_size
+    return config_from_dict(tree, source=f"the config with the model of {model_dir}")
+
+
 def load_model_dir(path: Path | str, *, device: str = "cpu") -> LoadedModel:
     """Rebuild a model from a directory's config alone and load its weights (eval mode)."""
+    target = check_device(device)
     path = resolve_model_dir(Path(path))
     config = load_config(path / CONFIG_FILE)
-    tokenizer = Tokenizer.load(path / TOKENIZER_FILE)
+    tokenizer = load_tokenizer(path)
     model = build_model(config.model, tokenizer.vocab_size)
+    check_architecture(path / WEIGHTS_FILE, config.model)
     load_weights(model, path / WEIGHTS_FILE)
-    model.to(torch.device(device)).eval()
+    model.to(target).eval()
     return LoadedModel(model=model, config=config, tokenizer=tokenizer)

@@ -4,23 +4,28 @@ Read it beside the paper: scaled dot-product attention (3.2.1), multi-head atten
 position-wise feed-forward networks (3.3), embeddings and softmax (3.4), positional encoding
 (3.5), then the encoder and decoder stacks (3.1) and the model.
 
+Each layer is written once and serves training (all target positions at once), decoding (one
+position per step against a key/value cache, gpt-fast's way) and attention inspection.
+
 Shapes: B batch, S source length, T target length, D d_model, H heads, K = D / H (d_k = d_v),
-F d_ff, V vocabulary, L layers. Masks: bool, True = a real token that may be attended to.
+F d_ff, V vocabulary, L layers. Decoding: N rows (sentences × beams), M memory rows (the
+sentences the rows read; N = M·k when rows come k per sentence), P positions the caches hold.
+Masks: bool, True = a real token that may be attended to.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
-from nmt.data.tokenizer import PAD_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.models.cache import StepBuffer, group_size, is_identity
 from nmt.models.interface import DecoderState, TranslationModel
 
 
@@ -36,77 +41,162 @@ def scaled_dot_product_attention(
 
 
 def attention_weights(query: Tensor, key: Tensor, mask: Tensor | None) -> Tensor:
-    """The textbook softmax(Q·Kᵀ / √d_k), (B, H, T, S): for inspecting what a head looks at."""
+    """The textbook softmax(Q·Kᵀ / √d_k), (B, H, T, S): computed explicitly when the weights
+    themselves are wanted (the fused kernel never returns them)."""
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return scores.softmax(dim=-1)
 
 
-class MultiHeadAttention(nn.Module):
-    """h heads of scaled dot-product attention over d_k = d_v = d_model / h projections (3.2.2)."""
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    batch, length, _ = x.shape
+    return x.view(batch, length, num_heads, -1).transpose(1, 2)  # (B, H, L, K)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    batch, _, length, _ = x.shape
+    return x.transpose(1, 2).reshape(batch, length, -1)  # (B, L, D)
+
+
+def fuse_projections(
+    state_dict: dict[str, Any], prefix: str, parts: tuple[str, ...], fused: str
+) -> None:
+    """Checkpoints from before the fused projections hold one Linear per part (``q_proj``,
+    ``k_proj``, ``v_proj``): stack them, in place, into the fused one's rows."""
+    for kind in ("weight", "bias"):
+        names = [f"{prefix}{part}.{kind}" for part in parts]
+        if all(name in state_dict for name in names):
+            state_dict[f"{prefix}{fused}.{kind}"] = torch.cat([state_dict.pop(n) for n in names])
+
+
+def _load_unfused_self_attention(_module: nn.Module, state_dict: Any, prefix: str, *_: Any) -> None:
+    fuse_projections(state_dict, prefix, ("q_proj", "k_proj", "v_proj"), "qkv_proj")
+
+
+def _load_unfused_cross_attention(
+    _module: nn.Module, state_dict: Any, prefix: str, *_: Any
+) -> None:
+    fuse_projections(state_dict, prefix, ("k_proj", "v_proj"), "kv_proj")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention (3.2.2): h heads over d_k = d_v = d_model / h projections,
+    queries, keys and values from one fused projection."""
 
     def __init__(self, d_model: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.q_proj = nn.Linear(d_model, d_model)  # W_Q of all heads side by side
-        self.k_proj = nn.Linear(d_model, d_model)  # W_K
-        self.v_proj = nn.Linear(d_model, d_model)  # W_V
+        self.qkv_proj = nn.Linear(d_model, 3 * d_model)  # W_Q | W_K | W_V of all heads
         self.out_proj = nn.Linear(d_model, d_model)  # W_O
-
-    def split_heads(self, x: Tensor) -> Tensor:
-        batch, length, _ = x.shape
-        return x.view(batch, length, self.num_heads, -1).transpose(1, 2)  # (B, H, L, K)
-
-    def merge_heads(self, x: Tensor) -> Tensor:
-        batch, _, length, _ = x.shape
-        return x.transpose(1, 2).reshape(batch, length, -1)  # (B, L, D)
-
-    def project_key_value(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys and values of every head, (B, H, S, K) each: cached by the decoder."""
-        return self.split_heads(self.k_proj(key)), self.split_heads(self.v_proj(value))
-
-    def attend(
-        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None, is_causal: bool
-    ) -> Tensor:
-        """Attention of ``query`` (B, T, D) over already projected heads ``key``/``value``."""
-        q = self.split_heads(self.q_proj(query))
-        return self.out_proj(
-            self.merge_heads(scaled_dot_product_attention(q, key, value, mask, is_causal=is_causal))
-        )
+        self.register_load_state_dict_pre_hook(_load_unfused_self_attention)
 
     def forward(
         self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
+        x: Tensor,
         mask: Tensor | None,
         *,
-        is_causal: bool = False,
+        causal: bool = False,
+        cache: StepBuffer | None = None,
+        position: int = 0,
     ) -> Tensor:
-        k, v = self.project_key_value(key, value)
-        return self.attend(query, k, v, mask, is_causal)
+        """x (N, T, D). With a ``cache`` (decoding, T = 1) this position's key and value are
+        written at ``position`` and the query reads every position so far: all are earlier, so
+        no mask is needed."""
+        qkv = self.qkv_proj(x)  # (N, T, 3D)
+        query, key, value = (split_heads(y, self.num_heads) for y in qkv.chunk(3, dim=-1))
+        if cache is not None:
+            assert x.size(1) == 1, "the cache takes one position at a time"
+            # This position's keys and values, (N, 2, H, K): a view of qkv, copied into place.
+            step = qkv.view(x.size(0), 3, self.num_heads, -1)[:, 1:]
+            both = cache.write(position, step)  # (N, 2, H, position + 1, K), a view
+            key, value = both[:, 0], both[:, 1]
+            causal = False
+        out = scaled_dot_product_attention(query, key, value, mask, is_causal=causal)
+        return self.out_proj(merge_heads(out))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head encoder–decoder attention (3.2.2): queries from the decoder, keys and values
+    from the encoder output, projected once per sentence."""
+
+    def __init__(self, d_model: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(d_model, d_model)  # W_Q
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)  # W_K | W_V
+        self.out_proj = nn.Linear(d_model, d_model)  # W_O
+        self.register_load_state_dict_pre_hook(_load_unfused_cross_attention)
+
+    def memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of every head for the encoder output (B, S, D): (B, H, S, K) each."""
+        key, value = self.kv_proj(memory).chunk(2, dim=-1)
+        return split_heads(key, self.num_heads), split_heads(value, self.num_heads)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: tuple[Tensor, Tensor],
+        memory_mask: Tensor,
+        *,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (N, T, D) over ``memory`` keys/values (M, H, S, K) and ``memory_mask`` (M, 1, 1, S),
+        where rows come k = N / M per memory row, consecutively (beams of one sentence): the k
+        rows' queries attend together, no row copies its sentence's keys. With ``need_weights``
+        softmax(Q·Kᵀ/√d_k) is computed explicitly and returned, (N, H, T, S)."""
+        rows, steps, _ = x.shape
+        num_memory = memory[0].size(0)
+        beams = rows // num_memory
+        assert beams * num_memory == rows, f"{rows} rows do not group over {num_memory} sentences"
+        query = split_heads(self.q_proj(x).view(num_memory, beams * steps, -1), self.num_heads)
+        key, value = memory
+        if need_weights:
+            weights = attention_weights(query, key, memory_mask)  # (M, H, k·T, S)
+            out = weights @ value
+            weights = weights.unflatten(2, (beams, steps)).transpose(1, 2).flatten(0, 1)
+        else:
+            out = scaled_dot_product_attention(query, key, value, memory_mask)
+            weights = None
+        out = merge_heads(out).view(rows, steps, -1)  # (N, T, D)
+        return self.out_proj(out), weights
 
 
 class PositionwiseFeedForward(nn.Module):
-    """FFN(x) = max(0, x·W1 + b1)·W2 + b2 (3.3)."""
+    """FFN(x) = act(x·W1 + b1)·W2 + b2 (3.3): act = max(0, ·) in the paper; swish/SiLU
+    (Marian) and GELU as options."""
 
-    def __init__(self, d_model: int, d_ff: int) -> None:
+    def __init__(self, d_model: int, d_ff: int, activation: str = "relu") -> None:
         super().__init__()
         self.w_1 = nn.Linear(d_model, d_ff)
         self.w_2 = nn.Linear(d_ff, d_model)
+        activations: dict[str, Callable[[Tensor], Tensor]] = {
+            "relu": F.relu,
+            "swish": F.silu,
+            "gelu": F.gelu,
+        }
+        self.activation = activations[activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w_2(F.relu(self.w_1(x)))
+        return self.w_2(self.activation(self.w_1(x)))
 
 
-def sinusoidal_positions(num_positions: int, d_model: int) -> Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(…) (3.5); (P, D)."""
+def sinusoidal_positions(
+    num_positions: int, d_model: int, *, layout: str = "interleaved"
+) -> Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(…) (3.5); (P, D).
+
+    ``concatenated``: the same sines in columns 0 … ⌈D/2⌉-1, then the cosines (Marian's layout).
+    """
     position = torch.arange(num_positions, dtype=torch.float64).unsqueeze(1)
     inv_freq = torch.pow(10000.0, -torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    sines = torch.sin(position * inv_freq)  # (P, ⌈D/2⌉)
+    cosines = torch.cos(position * inv_freq)[:, : d_model // 2]
+    if layout == "concatenated":
+        return torch.cat([sines, cosines], dim=1).float()
     table = torch.zeros(num_positions, d_model, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(position * inv_freq)
-    table[:, 1::2] = torch.cos(position * inv_freq)[:, : d_model // 2]
+    table[:, 0::2] = sines
+    table[:, 1::2] = cosines
     return table.float()
 
 
@@ -115,15 +205,17 @@ class PositionalEncoding(nn.Module):
 
     table: Tensor
 
-    def __init__(self, d_model: int, max_positions: int, dropout: float, learned: bool) -> None:
+    def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.max_positions = max_positions
-        self.learned = nn.Embedding(max_positions, d_model) if learned else None
+        self.max_positions = config.max_positions
+        learned = config.positions == "learned"
+        self.learned = nn.Embedding(config.max_positions, config.d_model) if learned else None
         # Recomputed on construction, never saved: a cache, not a parameter.
-        self.register_buffer(
-            "table", sinusoidal_positions(max_positions, d_model), persistent=False
+        table = sinusoidal_positions(
+            config.max_positions, config.d_model, layout=config.position_layout
         )
-        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("table", table, persistent=False)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """x (B, L, D) holds positions start, start + 1, …"""
@@ -137,7 +229,8 @@ class PositionalEncoding(nn.Module):
 
 
 class SublayerConnection(nn.Module):
-    """The residual around every sublayer.
+    """The residual around every sublayer, in two halves so the sublayer is called in plain
+    sight: ``after(x, sublayer(before(x)))``.
 
     post-LN (the paper): LayerNorm(x + Dropout(Sublayer(x)));
     pre-LN (an option): x + Dropout(Sublayer(LayerNorm(x))), with a final norm on the stack.
@@ -149,10 +242,13 @@ class SublayerConnection(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.pre_norm = pre_norm
 
-    def forward(self, x: Tensor, sublayer: Callable[[Tensor], Tensor]) -> Tensor:
-        if self.pre_norm:
-            return x + self.dropout(sublayer(self.norm(x)))
-        return self.norm(x + self.dropout(sublayer(x)))
+    def before(self, x: Tensor) -> Tensor:
+        """What the sublayer reads."""
+        return self.norm(x) if self.pre_norm else x
+
+    def after(self, x: Tensor, sublayer_out: Tensor) -> Tensor:
+        y = x + self.dropout(sublayer_out)
+        return y if self.pre_norm else self.norm(y)
 
 
 class EncoderLayer(nn.Module):
@@ -161,121 +257,145 @@ class EncoderLayer(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         pre_norm = config.norm == "pre"
-        self.self_attn = MultiHeadAttention(config.d_model, config.num_heads)
-        self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff)
+        self.self_attn = SelfAttention(config.d_model, config.num_heads)
+        self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff, config.activation)
         self.self_attn_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
         self.feed_forward_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
 
     def forward(self, x: Tensor, src_mask: Tensor) -> Tensor:
-        x = self.self_attn_residual(x, lambda y: self.self_attn(y, y, y, src_mask))
-        return self.feed_forward_residual(x, self.feed_forward)
+        r = self.self_attn_residual
+        x = r.after(x, self.self_attn(r.before(x), src_mask))
+        r = self.feed_forward_residual
+        return r.after(x, self.feed_forward(r.before(x)))
 
 
 class DecoderLayer(nn.Module):
     """Masked self-attention, encoder–decoder attention, feed-forward (3.1).
 
-    ``forward`` runs all target positions at once (training); ``step`` runs one new position
-    against cached keys and values (decoding) and computes exactly the same numbers.
+    One path for all target positions at once (training, ``cache`` None) and for one new
+    position against the cached earlier ones (decoding): the same numbers either way.
     """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
         pre_norm = config.norm == "pre"
-        self.self_attn = MultiHeadAttention(config.d_model, config.num_heads)
-        self.cross_attn = MultiHeadAttention(config.d_model, config.num_heads)
-        self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff)
+        self.self_attn = SelfAttention(config.d_model, config.num_heads)
+        self.cross_attn = CrossAttention(config.d_model, config.num_heads)
+        self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff, config.activation)
         self.self_attn_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
         self.cross_attn_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
         self.feed_forward_residual = SublayerConnection(config.d_model, config.dropout, pre_norm)
 
-    def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], memory_mask: Tensor) -> Tensor:
-        # No padding mask on target keys: padding only follows real tokens, and the causal mask
-        # already hides every later position.
-        x = self.self_attn_residual(x, lambda y: self.self_attn(y, y, y, None, is_causal=True))
-        x = self.cross_attn_residual(
-            x, lambda y: self.cross_attn.attend(y, *memory_kv, memory_mask, False)
-        )
-        return self.feed_forward_residual(x, self.feed_forward)
-
-    def cross_attention_weights(
-        self, x: Tensor, memory_kv: tuple[Tensor, Tensor], memory_mask: Tensor
-    ) -> Tensor:
-        """The encoder–decoder attention weights (B, H, T, S) this layer computes for input x."""
-        y = self.self_attn_residual(x, lambda z: self.self_attn(z, z, z, None, is_causal=True))
-        query_in = self.cross_attn_residual.norm(y) if self.cross_attn_residual.pre_norm else y
-        query = self.cross_attn.split_heads(self.cross_attn.q_proj(query_in))
-        return attention_weights(query, memory_kv[0], memory_mask)
-
-    def step(
+    def forward(
         self,
         x: Tensor,
-        memory_kv: tuple[Tensor, Tensor],
+        memory: tuple[Tensor, Tensor],
         memory_mask: Tensor,
-        cache: tuple[Tensor, Tensor] | None,
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """x (B, 1, D) is the newest position; ``cache`` holds the earlier positions' keys and
-        values of self-attention, (B, H, t, K) each. Returns the output and the grown cache."""
-        new_cache: tuple[Tensor, Tensor] = (torch.empty(0), torch.empty(0))
-
-        def self_attention(y: Tensor) -> Tensor:
-            nonlocal new_cache
-            k, v = self.self_attn.project_key_value(y, y)
-            if cache is not None:
-                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-            new_cache = (k, v)
-            return self.self_attn.attend(y, k, v, None, False)  # every cached position is earlier
-
-        x = self.self_attn_residual(x, self_attention)
-        x = self.cross_attn_residual(
-            x, lambda y: self.cross_attn.attend(y, *memory_kv, memory_mask, False)
+        *,
+        cache: StepBuffer | None = None,
+        position: int = 0,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (N, T, D) → (N, T, D), and the cross-attention weights (N, H, T, S) if wanted."""
+        # No padding mask on target keys: padding only follows real tokens, and the causal mask
+        # (or the cache, which holds earlier positions only) hides every later position.
+        r = self.self_attn_residual
+        x = r.after(
+            x, self.self_attn(r.before(x), None, causal=True, cache=cache, position=position)
         )
-        return self.feed_forward_residual(x, self.feed_forward), new_cache
+        r = self.cross_attn_residual
+        attended, weights = self.cross_attn(
+            r.before(x), memory, memory_mask, need_weights=need_weights
+        )
+        x = r.after(x, attended)
+        r = self.feed_forward_residual
+        return r.after(x, self.feed_forward(r.before(x))), weights
 
 
-@dataclass
 class TransformerState:
-    """What decoding carries from step to step; ``select`` keeps and reorders rows for beams."""
+    """What decoding carries from step to step, updated in place (see DecoderState).
 
-    memory_mask: Tensor  # (B, 1, 1, S)
-    memory_kv: list[tuple[Tensor, Tensor]]  # per layer, cross-attention keys/values (B, H, S, K)
-    self_kv: list[tuple[Tensor, Tensor]] | None  # per layer, (B, H, t, K); None before step one
-    position: int  # how many target positions have been fed
+    The cross-attention keys/values are kept once per sentence (M memory rows); rows come
+    ``beams`` per memory row. ``select`` copies them only when the set or order of sentences
+    changes (a sentence finished), and falls back to one memory row per row when rows do not
+    group by sentence. Self-attention keys/values and recorded weights live in StepBuffers.
+    """
+
+    def __init__(
+        self,
+        memory: list[tuple[Tensor, Tensor]],
+        memory_mask: Tensor,
+        *,
+        capacity: int,
+        limit: int,
+        record_attention: bool,
+    ) -> None:
+        self.memory = memory  # per layer, (M, H, S, K) keys and values
+        self.memory_mask = memory_mask  # (M, 1, 1, S)
+        self.beams = 1  # rows per memory row
+        self.position = 0  # target positions fed so far
+        # Per layer: keys and values stacked, (N, 2, H, P, K).
+        self.caches = [StepBuffer(step_dim=3, capacity=capacity, limit=limit) for _ in memory]
+        # Cross-attention weights, (N, P, L, H, S).
+        self.recorded = (
+            StepBuffer(step_dim=1, capacity=capacity, limit=limit) if record_attention else None
+        )
+
+    @property
+    def attention(self) -> Tensor | None:
+        """(N, t, L, H, S): the weights the decoder computed at every step (a view)."""
+        return None if self.recorded is None else self.recorded.view(self.position)
 
     def select(self, indices: Tensor) -> TransformerState:
-        def pick(kv: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-            return kv[0].index_select(0, indices), kv[1].index_select(0, indices)
-
-        return TransformerState(
-            memory_mask=self.memory_mask.index_select(0, indices),
-            memory_kv=[pick(kv) for kv in self.memory_kv],
-            self_kv=None if self.self_kv is None else [pick(kv) for kv in self.self_kv],
-            position=self.position,
-        )
+        memory_rows = indices // self.beams  # (N',) the memory row each new row reads
+        beams = group_size(memory_rows)
+        sentences = memory_rows[::beams]  # (M',)
+        if not is_identity(sentences, self.memory_mask.size(0)):
+            self.memory = [
+                (key.index_select(0, sentences), value.index_select(0, sentences))
+                for key, value in self.memory
+            ]
+            self.memory_mask = self.memory_mask.index_select(0, sentences)
+        self.beams = beams
+        for buffer in [*self.caches, *([self.recorded] if self.recorded is not None else [])]:
+            buffer.select(indices, self.position)
+        return self
 
 
 class Transformer(TranslationModel):
     """Encoder–decoder Transformer, with the model contract of nmt.models.interface."""
 
-    def __init__(self, config: TransformerConfig, vocab_size: int) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        config: TransformerConfig,
+        vocab_size: int,
+        *,
+        pad_id: int = PAD_ID,
+        bos_id: int = BOS_ID,
+        eos_id: int = EOS_ID,
+    ) -> None:
+        super().__init__(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
         self.config = config
-        learned = config.positions == "learned"
-        self.src_embed = nn.Embedding(vocab_size, config.d_model, padding_idx=PAD_ID)
-        self.tgt_embed = nn.Embedding(vocab_size, config.d_model, padding_idx=PAD_ID)
-        self.embed_scale = math.sqrt(config.d_model)  # embeddings are multiplied by √d_model (3.4)
-        self.src_positions = PositionalEncoding(
-            config.d_model, config.max_positions, config.dropout, learned
+        d_model = config.d_model
+        self.src_embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.tgt_embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        # Embeddings are multiplied by √d_model (3.4); Marian models may leave that out.
+        self.embed_scale = math.sqrt(d_model) if config.scale_embedding else 1.0
+        self.src_positions = PositionalEncoding(config)
+        self.tgt_positions = PositionalEncoding(config)
+        self.encoder_layers = nn.ModuleList(
+            EncoderLayer(config) for _ in range(config.num_encoder_layers)
         )
-        self.tgt_positions = PositionalEncoding(
-            config.d_model, config.max_positions, config.dropout, learned
+        self.decoder_layers = nn.ModuleList(
+            DecoderLayer(config) for _ in range(config.num_decoder_layers)
         )
-        self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
         # Pre-LN leaves the stacks' outputs unnormalised: one final LayerNorm each.
         pre_norm = config.norm == "pre"
-        self.encoder_norm = nn.LayerNorm(config.d_model) if pre_norm else nn.Identity()
-        self.decoder_norm = nn.LayerNorm(config.d_model) if pre_norm else nn.Identity()
-        self.generator = nn.Linear(config.d_model, vocab_size, bias=False)  # pre-softmax (3.4)
+        self.encoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(d_model) if pre_norm else nn.Identity()
+        self.generator = nn.Linear(d_model, vocab_size, bias=False)  # pre-softmax (3.4)
+        # Marian's final_logits_bias; the paper has none.
+        self.output_bias = nn.Parameter(torch.zeros(vocab_size)) if config.output_bias else None
         self.init_weights()
         # The paper's three-way tying (3.4), one line each.
         if config.share_embeddings:
@@ -290,7 +410,7 @@ class Transformer(TranslationModel):
             if "embed" in name:
                 nn.init.normal_(param, mean=0.0, std=self.config.d_model**-0.5)
                 with torch.no_grad():
-                    param[PAD_ID].zero_()
+                    param[self.pad_id].zero_()
             elif param.dim() > 1:
                 nn.init.xavier_uniform_(param)
             elif name.endswith("bias"):
@@ -307,62 +427,89 @@ class Transformer(TranslationModel):
         return self.encoder_norm(x)
 
     def memory_keys_values(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
-        return [layer.cross_attn.project_key_value(memory, memory) for layer in self.decoder_stack]
+        """Every decoder layer's cross-attention keys/values, (B, H, S, K) each: once a source."""
+        layers = cast(list[DecoderLayer], list(self.decoder_layers))
+        return [layer.cross_attn.memory(memory) for layer in layers]
 
-    @property
-    def decoder_stack(self) -> list[DecoderLayer]:
-        return cast(list[DecoderLayer], list(self.decoder_layers))
+    def decoder(
+        self,
+        tgt: Tensor,
+        memory: list[tuple[Tensor, Tensor]],
+        memory_mask: Tensor,
+        *,
+        start: int = 0,
+        caches: list[StepBuffer] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """tgt (N, T) at positions start, start + 1, … → logits (N, T, V), and the cross-attention
+        weights (N, H, T, S) of every layer if wanted."""
+        x = self.tgt_positions(self.tgt_embed(tgt) * self.embed_scale, start=start)
+        weights = []
+        for i, layer in enumerate(self.decoder_layers):
+            x, layer_weights = layer(
+                x,
+                memory[i],
+                memory_mask,
+                cache=None if caches is None else caches[i],
+                position=start,
+                need_weights=need_weights,
+            )
+            if layer_weights is not None:
+                weights.append(layer_weights)
+        return self.logits(self.decoder_norm(x)), weights
 
-    def decoder(self, tgt_in: Tensor, memory: Tensor, src_mask: Tensor) -> Tensor:
-        """tgt_in (B, T) and memory (B, S, D) → logits (B, T, V)."""
-        x = self.tgt_positions(self.tgt_embed(tgt_in) * self.embed_scale)
-        mask = src_mask[:, None, None, :]
-        for layer, kv in zip(self.decoder_layers, self.memory_keys_values(memory), strict=True):
-            x = layer(x, kv, mask)
-        return self.generator(self.decoder_norm(x))
+    def logits(self, x: Tensor) -> Tensor:
+        logits = self.generator(x)
+        return logits if self.output_bias is None else logits + self.output_bias
 
     # -- the contract -------------------------------------------------------------------------
 
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
-        return self.decoder(tgt_in, self.encoder(src, src_mask), src_mask)
+        memory = self.memory_keys_values(self.encoder(src, src_mask))
+        logits, _ = self.decoder(tgt_in, memory, src_mask[:, None, None, :])
+        return logits
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> TransformerState:
-        memory = self.encoder(src, src_mask)
+    def encode(
+        self,
+        src: Tensor,
+        src_mask: Tensor,
+        *,
+        max_steps: int | None = None,
+        record_attention: bool = False,
+    ) -> TransformerState:
+        limit = self.config.max_positions
+        if max_steps is not None and max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, not {max_steps}")
         return TransformerState(
-            memory_mask=src_mask[:, None, None, :],
-            memory_kv=self.memory_keys_values(memory),
-            self_kv=None,
-            position=0,
+            self.memory_keys_values(self.encoder(src, src_mask)),
+            src_mask[:, None, None, :],
+            # Without a bound, start small: the buffers double when decoding goes on.
+            capacity=max_steps if max_steps is not None else min(64, limit),
+            limit=limit,
+            record_attention=record_attention,
         )
 
     def decode_step(
         self, prev_tokens: Tensor, state: DecoderState
     ) -> tuple[Tensor, TransformerState]:
         assert isinstance(state, TransformerState)
-        x = self.tgt_positions(
-            self.tgt_embed(prev_tokens[:, None]) * self.embed_scale, start=state.position
-        )  # (B, 1, D)
-        caches: list[tuple[Tensor, Tensor] | None] = [None] * len(self.decoder_layers)
-        if state.self_kv is not None:
-            caches = list(state.self_kv)
-        new_caches = []
-        for layer, kv, cache in zip(self.decoder_stack, state.memory_kv, caches, strict=True):
-            x, new_cache = layer.step(x, kv, state.memory_mask, cache)
-            new_caches.append(new_cache)
-        logits = self.generator(self.decoder_norm(x))[:, 0]  # (B, V)
-        next_state = TransformerState(
-            state.memory_mask, state.memory_kv, new_caches, state.position + 1
+        logits, weights = self.decoder(
+            prev_tokens[:, None],
+            state.memory,
+            state.memory_mask,
+            start=state.position,
+            caches=state.caches,
+            need_weights=state.recorded is not None,
         )
-        return logits.log_softmax(dim=-1), next_state
+        if state.recorded is not None:
+            step = torch.stack([w[:, :, 0] for w in weights], dim=1)  # (N, L, H, S)
+            state.recorded.write(state.position, step.float())
+        state.position += 1
+        return logits[:, 0].log_softmax(dim=-1), state
 
     @torch.no_grad()
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         """Encoder–decoder attention weights (B, L, H, T, S) of a teacher-forced pass."""
-        memory = self.encoder(src, src_mask)
-        mask = src_mask[:, None, None, :]
-        x = self.tgt_positions(self.tgt_embed(tgt_in) * self.embed_scale)
-        weights = []
-        for layer, kv in zip(self.decoder_stack, self.memory_keys_values(memory), strict=True):
-            weights.append(layer.cross_attention_weights(x, kv, mask))
-            x = layer(x, kv, mask)
+        memory = self.memory_keys_values(self.encoder(src, src_mask))
+        _, weights = self.decoder(tgt_in, memory, src_mask[:, None, None, :], need_weights=True)
         return torch.stack(weights, dim=1)

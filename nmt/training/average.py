@@ -10,30 +10,47 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from nmt.config import load_config
-from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
+from nmt.data.tokenizer import TOKENIZER_FILE, load_tokenizer
 from nmt.errors import NmtError
 from nmt.models.build import build_model
-from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, load_weights, write_model_dir
+from nmt.models.store import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_architecture,
+    load_weights,
+    write_model_dir,
+)
 from nmt.training.checkpoint import checkpoint_dirs
 
 log = logging.getLogger(__name__)
 
 
 def average_checkpoints(run_dir: Path, *, last: int, out_dir: Path) -> list[Path]:
-    """Average the weights of the run's last ``last`` checkpoints into a model directory."""
+    """Average the weights of the run's last ``last`` checkpoints into a model directory.
+
+    A run with fewer checkpoints (a time budget that ended early on a slow machine) has all of
+    them averaged, and a warning says so: a short run still ends with a model.
+    """
+    if last < 1:
+        raise NmtError(f"--last {last}: the number of checkpoints to average must be at least 1")
     available = checkpoint_dirs(run_dir)
     if not available:
         raise NmtError(f"{run_dir}: no checkpoints to average")
-    if last < 1 or last > len(available):
-        raise NmtError(
-            f"{run_dir}: asked to average {last} checkpoints, {len(available)} available "
-            "(training.keep_last sets how many a run keeps)"
+    if last > len(available):
+        log.warning(
+            "%s: asked to average %d checkpoints, %d available: averaging those %d "
+            "(training.keep_last sets how many a run keeps)",
+            run_dir,
+            last,
+            len(available),
+            len(available),
         )
     chosen = available[-last:]
     mean = mean_weights(chosen)
     newest = chosen[-1]
     config = load_config(newest / CONFIG_FILE)
-    model = build_model(config.model, Tokenizer.load(newest / TOKENIZER_FILE).vocab_size)
+    model = build_model(config.model, load_tokenizer(newest).vocab_size)
+    check_architecture(newest / WEIGHTS_FILE, config.model)
     load_weights(model, newest / WEIGHTS_FILE)
     load_mean(model, mean)
     write_model_dir(out_dir, config=config, tokenizer_path=newest / TOKENIZER_FILE, model=model)

@@ -4,35 +4,54 @@ A checkpoint is a directory ``RUN/checkpoints/step-NNNNNNNN/``: a complete model
 (config.yaml, tokenizer.model, model.safetensors) plus ``optimizer.safetensors`` (Adam's moments
 and the random-number generators' states) and ``trainer.json`` (step, data position, best score,
 the optimizer's hyper-parameters). Nothing is pickled. A checkpoint is written into a temporary
-directory and renamed into place, so a kill at any moment leaves either the whole checkpoint or
-none of it.
+directory, flushed to the disk and renamed into place, so a kill at any moment leaves either the
+whole checkpoint or none of it; the temporary directory a kill leaves behind is removed on the next
+start (``remove_temporary``). Resuming takes the newest checkpoint that reads back, setting aside
+(and naming) any newer one that does not (``resume``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file, save_model
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from nmt.config import Config, config_to_yaml
-from nmt.data.tokenizer import TOKENIZER_FILE
+from nmt.data.tokenizer import copy_tokenizer
 from nmt.errors import NmtError
-from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, load_weights, replace_dir
+from nmt.models.store import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    load_weights,
+    replace_dir,
+    save_model_weights,
+)
 
 log = logging.getLogger(__name__)
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
 PREFIX = "step-"
+UNREADABLE_PREFIX = "unreadable-"
+# With a time budget, the last keep_last checkpoints (what `nmt average` takes) must cover the end
+# of training on any machine: within the budget's last FINAL_SHARE, a checkpoint is also written
+# whenever FINAL_SHARE · budget / keep_last of training time has passed since the previous one. On
+# a machine where save_every updates come sooner than that, this adds nothing.
+FINAL_SHARE = 0.2
+# The kill drill (tests/training/test_kill_drill.py) sets this to "POINT@STEP": the first save of
+# a step >= STEP stops at POINT and waits to be killed, so that the drill hits that window.
+DRILL_PAUSE_ENV = "NMT_DRILL_PAUSE_AT"
 
 
 @dataclass
@@ -47,6 +66,10 @@ class TrainerState:
     best_score: float | None = None
     best_step: int | None = None
     validations_without_improvement: int = 0
+    # float16 only: updates skipped because their gradients overflowed, and the loss scaler's
+    # state (torch.amp.GradScaler.state_dict(): a few numbers), so that resume stays exact.
+    skipped_updates: int = 0
+    grad_scaler: dict[str, float] | None = None
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -55,6 +78,53 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and p.is_dir())
+
+
+def remove_temporary(run_dir: Path) -> list[Path]:
+    """Remove what a killed process left half-written: temporary files and directories (their
+    names start with a dot) in the run directory and its checkpoints folder."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if not path.name.startswith("."):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d temporary files left by an interrupted run", len(removed))
+    return removed
+
+
+def time_save_due(
+    *, elapsed_seconds: float, last_saved_seconds: float, max_minutes: float | None, keep_last: int
+) -> bool:
+    """Whether the end of a time budget calls for a checkpoint now (see FINAL_SHARE)."""
+    if max_minutes is None:
+        return False
+    budget = max_minutes * 60
+    if elapsed_seconds < budget * (1 - FINAL_SHARE):
+        return False
+    return elapsed_seconds - last_saved_seconds >= budget * FINAL_SHARE / keep_last
+
+
+def _drill_pause(point: str, step: int, weights: Path | None = None) -> None:
+    """Stop here until killed, if the kill drill asked for ``point`` at this step; leave the
+    weights file half written first, as a kill in the middle of writing it would."""
+    name, _, at_step = os.environ.get(DRILL_PAUSE_ENV, "").partition("@")
+    if name != point or step < int(at_step or 0):
+        return
+    if weights is not None:
+        size = weights.stat().st_size
+        with weights.open("r+b") as f:
+            f.truncate(size // 2)
+    print(f"nmt-drill: paused at {point}", flush=True)
+    while True:
+        time.sleep(60)
 
 
 def _rng_tensors() -> dict[str, torch.Tensor]:
@@ -84,19 +154,32 @@ def save_checkpoint(
     config: Config,
     keep_last: int,
 ) -> Path:
+    """Write the checkpoint of ``trainer.step``; a failed write (a full disk, a file-size limit)
+    raises NmtError and leaves the older checkpoints as they were."""
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{trainer.step:08d}"
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
+    except OSError as exc:
+        raise NmtError(f"{root}: cannot write a checkpoint ({exc})") from None
+    try:
+        _drill_pause("temporary-created", trainer.step)
         (tmp / CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
-        shutil.copyfile(run_dir / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
-        save_model(model, str(tmp / WEIGHTS_FILE))
+        copy_tokenizer(run_dir, tmp)
+        save_model_weights(model, tmp / WEIGHTS_FILE, config=config.model)
+        _drill_pause("weights-half-written", trainer.step, tmp / WEIGHTS_FILE)
         tensors, param_groups = _optimizer_tensors(optimizer)
         save_file({**tensors, **_rng_tensors()}, str(tmp / OPTIMIZER_FILE))
         record = {"trainer": asdict(trainer), "param_groups": param_groups}
         (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
         replace_dir(tmp, final)
+    except (OSError, SafetensorError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise NmtError(
+            f"{final}: cannot write the checkpoint ({exc}); the older checkpoints are intact "
+            "and the run resumes from the newest of them"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -105,27 +188,67 @@ def save_checkpoint(
     return final
 
 
+def resume(
+    run_dir: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, set_aside: bool = True
+) -> TrainerState | None:
+    """Load the newest checkpoint that reads back (None if the run has none yet).
+
+    A newer one that does not is renamed ``unreadable-step-N`` (with ``set_aside``; one process
+    of a distributed run does it), so that neither this run nor `nmt average` takes it again.
+    """
+    checkpoints = checkpoint_dirs(run_dir)
+    for index in range(len(checkpoints) - 1, -1, -1):
+        path = checkpoints[index]
+        try:
+            trainer = load_checkpoint(path, model=model, optimizer=optimizer)
+        except NmtError as exc:
+            if index == 0:
+                raise NmtError(f"{run_dir}: no checkpoint reads back; the oldest: {exc}") from None
+            log.warning(
+                "%s; falling back to the previous checkpoint, %s", exc, checkpoints[index - 1]
+            )
+            if set_aside:
+                os.replace(path, path.with_name(UNREADABLE_PREFIX + path.name))
+            continue
+        log.info("resumed from %s (step %d)", path, trainer.step)
+        return trainer
+    return None
+
+
 def load_checkpoint(
     path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> TrainerState:
-    """Restore weights, optimizer and RNG states in place; return the trainer state."""
+    """Restore weights, optimizer and RNG states in place; return the trainer state.
+
+    The optimizer's hyper-parameters (Adam's betas and eps) stay those ``optimizer`` was built
+    with, i.e. the config's: a changed value is honoured from here on, and logged.
+    """
     load_weights(model, path / WEIGHTS_FILE)
     try:
         record = json.loads((path / TRAINER_FILE).read_text(encoding="utf-8"))
         tensors = load_file(str(path / OPTIMIZER_FILE))
         trainer = TrainerState(**record["trainer"])
-    except (OSError, json.JSONDecodeError, SafetensorError, TypeError, KeyError) as exc:
+        rng_cpu = tensors["rng.cpu"]
+    except (OSError, UnicodeDecodeError, ValueError, SafetensorError, TypeError, KeyError) as exc:
         raise NmtError(f"{path}: corrupt checkpoint ({exc})") from None
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("state."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
+    configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     try:
         optimizer.load_state_dict({"state": state, "param_groups": record["param_groups"]})
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise NmtError(f"{path}: optimizer state does not fit this model ({exc})") from None
-    torch.set_rng_state(tensors["rng.cpu"])
+    for group, wanted in zip(optimizer.param_groups, configured, strict=True):
+        for key, value in wanted.items():
+            # The learning rate is set before every update; everything else comes from the config.
+            saved = group.get(key)
+            if key != "lr" and json.dumps(saved) != json.dumps(value):
+                log.info("optimizer %s: %s in %s, now %s (the config's)", key, saved, path, value)
+                group[key] = value
+    torch.set_rng_state(rng_cpu)
     if torch.cuda.is_available():
         cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
         if len(cuda_states) == torch.cuda.device_count():

@@ -23,12 +23,14 @@ class LossSums:
     num_tokens: int
 
 
-def label_smoothed_loss(logits: Tensor, target: Tensor, *, epsilon: float) -> LossSums:
-    """logits (B, T, V), target (B, T) with PAD where there is no token."""
+def label_smoothed_loss(
+    logits: Tensor, target: Tensor, *, epsilon: float, pad_id: int = PAD_ID
+) -> LossSums:
+    """logits (B, T, V), target (B, T) with ``pad_id`` (the model's) where there is no token."""
     log_probs = logits.float().log_softmax(dim=-1).flatten(0, 1)  # (B·T, V)
     target = target.flatten()
-    real = target != PAD_ID
-    nll = F.nll_loss(log_probs, target, ignore_index=PAD_ID, reduction="sum")
+    real = target != pad_id
+    nll = F.nll_loss(log_probs, target, ignore_index=pad_id, reduction="sum")
     uniform = -(log_probs.sum(dim=-1) * real).sum() / log_probs.size(-1)
     smoothed = (1.0 - epsilon) * nll + epsilon * uniform
     return LossSums(smoothed=smoothed, nll=nll.detach(), num_tokens=int(real.sum()))

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from nmt.models.store import atomic_write_text
+from nmt.errors import NmtError
+from nmt.models.store import atomic_write_text, publish
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "curves.png"
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics file; a last line cut short (a kill during an append) is left
+    out, while damage anywhere else is an error naming the line."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    lines = path.read_bytes().split(b"\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        try:
+            records.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if number == len(lines):  # no newline after it: the append was interrupted
+                log.warning("%s: ignoring a last line cut short (%d bytes)", path, len(line))
+                continue
+            raise NmtError(f"{path}:{number}: not a JSON record ({exc})") from None
+    return records
 
 
 def append_metrics(path: Path, record: dict[str, Any]) -> None:
@@ -55,7 +73,7 @@ def plot_metrics(metrics_path: Path, plot_path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=100)
-        os.replace(tmp, plot_path)
+        publish(Path(tmp), plot_path)
     finally:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)

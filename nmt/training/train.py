@@ -14,24 +14,47 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import cast
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from nmt.config import Config, RNNConfig, TransformerConfig, config_to_yaml, load_config
 from nmt.data.batching import TokenBudgetSampler
-from nmt.data.dataset import EncodedPairs, encode_parallel
-from nmt.data.parallel import iter_lines
-from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
+from nmt.data.cache import default_cache_root, load_or_encode, tokenizer_fingerprint
+from nmt.data.dataset import EncodedPairs
+from nmt.data.parallel import check_corpus, check_tokenizer_data, iter_lines
+from nmt.data.tokenizer import (
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    Tokenizer,
+    copy_tokenizer,
+    load_tokenizer,
+)
 from nmt.errors import NmtError
 from nmt.evaluation.perplexity import reference_loss
 from nmt.models.build import build_model, count_parameters
 from nmt.models.interface import TranslationModel
-from nmt.models.store import CONFIG_FILE, atomic_write_text, write_model_dir
-from nmt.training.checkpoint import TrainerState, checkpoint_dirs, load_checkpoint, save_checkpoint
+from nmt.models.store import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    atomic_write_text,
+    fine_tuning_config,
+    load_weights,
+    resolve_model_dir,
+    write_model_dir,
+)
+from nmt.training.checkpoint import (
+    TrainerState,
+    remove_temporary,
+    resume,
+    save_checkpoint,
+    time_save_due,
+)
 from nmt.training.distributed import Distributed, setup_distributed, teardown_distributed
-from nmt.training.loss import label_smoothed_loss
+from nmt.training.interrupt import StopSignals
 from nmt.training.metrics import (
     METRICS_FILE,
     PLOT_FILE,
@@ -39,7 +62,14 @@ from nmt.training.metrics import (
     plot_metrics,
     truncate_metrics,
 )
+from nmt.training.precision import (
+    configure_matmul_precision,
+    forward_loss,
+    grad_scaler,
+    optimizer_step,
+)
 from nmt.training.schedule import learning_rate
+from nmt.training.scheduled_sampling import ScheduledSampling
 
 log = logging.getLogger(__name__)
 
@@ -103,32 +133,68 @@ def prepare_run_dir(config: Config, dist: Distributed) -> None:
                 )
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        remove_temporary(run_dir)
         atomic_write_text(stored_path, config_to_yaml(config))
 
 
-def prepare_tokenizer(config: Config, dist: Distributed) -> Tokenizer:
-    """The run's joint BPE model: trained once from the training files, then reused."""
+def prepare_tokenizer(
+    config: Config, dist: Distributed, init_from: Path | None = None
+) -> Tokenizer:
+    """The run's joint BPE model: trained once from the training files, then reused. With
+    ``init_from`` the run keeps that model directory's tokenizer (either kind) instead."""
     path = config.training.run_dir / TOKENIZER_FILE
-    if not path.is_file() and dist.is_main:
-        data = config.data
-        files = [data.dir / f"train.{data.src_lang}", data.dir / f"train.{data.tgt_lang}"]
-        for f in files:
-            if not f.is_file():
-                raise NmtError(f"{f}: training file not found (see data.dir in the config)")
-        Tokenizer.train(files, path, vocab_size=data.vocab_size)
+    files = check_corpus(config.data)  # every data file, before any work is spent on them
+    if init_from is not None:
+        run_dir = config.training.run_dir
+        if dist.is_main and not (path.is_file() or (run_dir / VOCAB_FILE).is_file()):
+            copy_tokenizer(resolve_model_dir(init_from), run_dir)
+        dist.barrier()
+        return load_tokenizer(run_dir)
+    trained_now = not path.is_file() and dist.is_main
+    if trained_now:
+        Tokenizer.train(files, path, vocab_size=config.data.vocab_size)
+    if dist.is_main:
+        check_tokenizer_data(path.with_suffix(".data.json"), files, trained_now=trained_now)
     dist.barrier()
     return Tokenizer.load(path)
 
 
 def load_split(config: Config, tokenizer: Tokenizer, split: str, max_len: int) -> EncodedPairs:
-    data = config.data
+    """A split's encoded pairs, memory-mapped from the cache (encoded on first use only)."""
+    data, run_dir = config.data, config.training.run_dir
     src, tgt = data.dir / f"{split}.{data.src_lang}", data.dir / f"{split}.{data.tgt_lang}"
-    return encode_parallel(tokenizer, src, tgt, max_len=max_len)
+    return load_or_encode(
+        tokenizer,
+        src,
+        tgt,
+        max_len=max_len,
+        tokenizer_sha256="+".join(tokenizer_fingerprint(run_dir / f) for f in tokenizer.files),
+        cache_root=default_cache_root(data.dir, run_dir),
+    )
+
+
+def split_max_len(config: Config, split: str) -> int:
+    """Training pairs obey data.max_len; dev pairs need only fit the model's positions."""
+    return config.data.max_len if split == "train" else config.model.max_positions - 1
+
+
+def prepare_data(config: Config) -> list[tuple[str, Path, int]]:
+    """`nmt data prepare`: the run's tokenizer and the encoded train and dev sets, made ahead of
+    `nmt train` (which would make them the same way); (split, cache folder, pairs) of each."""
+    dist = Distributed()
+    prepare_run_dir(config, dist)
+    tokenizer = prepare_tokenizer(config, dist)
+    prepared = []
+    for split in ("train", "dev"):
+        pairs = load_split(config, tokenizer, split, split_max_len(config, split))
+        mapped = cast(np.memmap, pairs.src_offsets)  # the cache's arrays are memory maps
+        prepared.append((split, Path(str(mapped.filename)).parent, len(pairs)))
+    return prepared
 
 
 def batch_stream(
     sampler: TokenBudgetSampler, epoch: int, index: int
-) -> Iterator[tuple[int, int, list[int]]]:
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Batches from (epoch, index) on, across epochs: yields (epoch, next index, pair indices)."""
     while True:
         batches = sampler.epoch_batches(epoch)
@@ -170,7 +236,7 @@ def validate(
     translator = Translator(
         model, tokenizer, device=str(device), max_positions=config.model.max_positions
     )
-    hyps = translator.translate(src_lines, beam_size=1, max_tokens=config.decoding.max_tokens)
+    hyps = translator.translate(src_lines, config.decoding.model_copy(update={"beam_size": 1}))
     scores = score(hyps, ref_lines)
     return {
         "nll": nll,
@@ -181,29 +247,38 @@ def validate(
     }
 
 
-def train(config: Config) -> TrainResult:
+def train(config: Config, *, init_from: Path | None = None) -> TrainResult:
+    """Train (or resume) the run of ``config``. ``init_from``: a model directory to fine-tune,
+    whose model config, tokenizer and weights replace the config's model and the fresh start."""
+    if init_from is not None:
+        config = fine_tuning_config(config, init_from)
     tc = config.training
-    device = resolve_device(tc.device)
-    dist = setup_distributed(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
-        torch.cuda.set_device(device)
+    dist = setup_distributed(resolve_device(tc.device).type)
+    device = dist.device
+    configure_matmul_precision(device, tc.precision)
     try:
-        return _train(config, device, dist)
+        with StopSignals() as stop_signals:
+            return _train(config, device, dist, stop_signals, init_from)
     finally:
         teardown_distributed(dist)
 
 
-def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResult:
+def _train(
+    config: Config,
+    device: torch.device,
+    dist: Distributed,
+    stop_signals: StopSignals,
+    init_from: Path | None = None,
+) -> TrainResult:
     tc, run_dir = config.training, config.training.run_dir
     prepare_run_dir(config, dist)
-    tokenizer = prepare_tokenizer(config, dist)
+    tokenizer = prepare_tokenizer(config, dist, init_from)
     torch.manual_seed(tc.seed)
 
-    train_data = load_split(config, tokenizer, "train", config.data.max_len)
+    train_data = load_split(config, tokenizer, "train", split_max_len(config, "train"))
     if not len(train_data):
         raise NmtError(f"{config.data.dir}: no training pairs left after filtering")
-    dev_data = load_split(config, tokenizer, "dev", config.model.max_positions - 1)
+    dev_data = load_split(config, tokenizer, "dev", split_max_len(config, "dev"))
     sampler = TokenBudgetSampler(
         train_data.src_lengths, train_data.tgt_lengths, max_tokens=tc.max_tokens, seed=tc.seed
     )
@@ -211,14 +286,14 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
 
     model = build_model(config.model, tokenizer.vocab_size)
     init_pretrained(model, config, tokenizer)
+    if init_from is not None:  # a checkpoint of this run, if any, replaces them below
+        load_weights(model, resolve_model_dir(init_from) / WEIGHTS_FILE)
     model.to(device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=0.0, betas=(tc.adam_beta1, tc.adam_beta2), eps=tc.adam_eps
     )
-    trainer = TrainerState()
-    if checkpoints := checkpoint_dirs(run_dir):
-        trainer = load_checkpoint(checkpoints[-1], model=model, optimizer=optimizer)
-        log.info("resumed from %s (step %d)", checkpoints[-1], trainer.step)
+    trainer = resume(run_dir, model=model, optimizer=optimizer, set_aside=dist.is_main)
+    trainer = trainer or TrainerState()
     metrics_path = run_dir / METRICS_FILE
     if dist.is_main:
         truncate_metrics(metrics_path, after_step=trainer.step)
@@ -230,12 +305,36 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
             count_parameters(model),
             len(sampler),
         )
-    ddp_model = DistributedDataParallel(model) if dist.enabled else model
+    ddp_model = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if dist.enabled
+        else model
+    )
+    loss_of = forward_loss(
+        ddp_model,
+        device_type=device.type,
+        precision=tc.precision,
+        label_smoothing=tc.label_smoothing,
+        pad_id=model.pad_id,
+        compile=tc.compile,
+    )
+    # training.teacher_forcing < 1: scheduled sampling (at 1, loss_of itself runs).
+    loss_of_step = ScheduledSampling(
+        model,
+        loss_of,
+        config,
+        pad_id=model.pad_id,
+        device_type=device.type,
+        distributed=dist.enabled,
+    )
+    special_ids = {"pad_id": model.pad_id, "bos_id": model.bos_id, "eos_id": model.eos_id}
+    scaler = grad_scaler(device, tc.precision)
+    if trainer.grad_scaler:
+        scaler.load_state_dict(trainer.grad_scaler)
     stream = batch_stream(sampler, trainer.epoch, trainer.batch_in_epoch)
     batches_per_update = tc.accumulate * dist.world_size
     mine = slice(dist.rank * tc.accumulate, (dist.rank + 1) * tc.accumulate)
     width = model_width(config)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.precision == "bfloat16")
 
     # With a time budget the bar counts training seconds, so that "time left" is true.
     by_time = tc.max_minutes is not None
@@ -256,7 +355,8 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         config=config,
         keep_last=tc.keep_last,
     )
-    last_saved = trainer.step
+    last_saved, last_saved_seconds = trainer.step, trainer.elapsed_seconds
+    stop_signals.arm()  # from here a signal ends the update, saves it, then stops
     window_tokens, window_seconds = 0, 0.0
     stopped_because = "max_steps"
     while True:
@@ -278,26 +378,29 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         smoothed_sum = nll_sum = 0.0
         my_batches = update[mine]
         for i, (_, _, indices) in enumerate(my_batches):
-            batch = train_data.batch(indices).to(device)
+            batch = train_data.batch(indices, **special_ids).to(device)
             last = i == len(my_batches) - 1
             # DDP averages gradients over ranks: scaling by world / tokens makes the update the
             # gradient of the mean loss per target token of the whole global batch.
             sync = nullcontext() if last or not dist.enabled else ddp_model.no_sync()  # type: ignore[operator]
             with sync:
-                with autocast:
-                    logits = ddp_model(batch.src, batch.src_mask, batch.tgt_in)
-                sums = label_smoothed_loss(logits, batch.tgt_out, epsilon=tc.label_smoothing)
-                (sums.smoothed * (dist.world_size / update_tokens)).backward()
+                sums = loss_of_step(
+                    batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out, step=trainer.step
+                )
+                scaler.scale(sums.smoothed * (dist.world_size / update_tokens)).backward()
             smoothed_sum += float(sums.smoothed.detach())
             nll_sum += float(sums.nll)
         if tc.clip_norm is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the float16-scaled ones
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_norm)
-        optimizer.step()
+        skipped = optimizer_step(optimizer, scaler)
+        trainer.skipped_updates += skipped
+        trainer.grad_scaler = scaler.state_dict() or None
 
         # Ranks' clocks differ; their mean step time keeps every time-based decision (max_minutes,
         # the *_every_minutes periods) the same on all ranks, so none waits on a collective alone.
-        smoothed_sum, nll_sum, seconds_sum = dist.all_sum(
-            [smoothed_sum, nll_sum, time.perf_counter() - started]
+        smoothed_sum, nll_sum, seconds_sum, signalled = dist.all_sum(
+            [smoothed_sum, nll_sum, time.perf_counter() - started, stop_signals.requested]
         )
         seconds = seconds_sum / dist.world_size
         trainer.step += 1
@@ -306,7 +409,7 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         window_tokens += update_tokens
         window_seconds += seconds
         loss, nll = smoothed_sum / update_tokens, nll_sum / update_tokens
-        if not math.isfinite(loss):
+        if not math.isfinite(loss) and not skipped:  # float16 overflows are skipped, not fatal
             raise NmtError(
                 f"training diverged at step {trainer.step} (loss {loss}); lower the learning rate"
             )
@@ -330,6 +433,7 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
                     "ppl": math.exp(min(nll, 50.0)),
                     "lr": lr,
                     "tokens_per_second": tokens_per_second,
+                    "skipped_updates": trainer.skipped_updates,
                     "elapsed_seconds": trainer.elapsed_seconds,
                 },
             )
@@ -345,9 +449,17 @@ def _train(config: Config, device: torch.device, dist: Distributed) -> TrainResu
         save_due = (tc.save_every is not None and trainer.step % tc.save_every == 0) or (
             period_crossed(tc.save_every_minutes, trainer.elapsed_seconds, seconds)
         )
-        if dist.is_main and (save_due or stop):
+        save_due = save_due or time_save_due(
+            elapsed_seconds=trainer.elapsed_seconds,
+            last_saved_seconds=last_saved_seconds,
+            max_minutes=tc.max_minutes,
+            keep_last=tc.keep_last,
+        )
+        if dist.is_main and (save_due or stop or signalled):
             save()
-            last_saved = trainer.step
+            last_saved, last_saved_seconds = trainer.step, trainer.elapsed_seconds
+        if signalled:
+            raise stop_signals.interrupted(f"checkpoint step {trainer.step}")
         if stop:
             stopped_because = "early stopping"
             break

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import select
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.files import translate_file
 from nmt.decoding.translator import Translator
@@ -54,8 +59,7 @@ def test_nbest_lines(translator: Translator, tmp_path: Path, lines: list[str]) -
         translator,
         input_path=write(tmp_path / "in.txt", lines[:3]),
         output_path=output,
-        beam_size=3,
-        nbest=2,
+        options=DecodingConfig(beam_size=3, nbest=2),
         chunk_size=2,
     )
     rows = [line.split(" ||| ") for line in output.read_text(encoding="utf-8").splitlines()]
@@ -112,3 +116,119 @@ def test_progress_bar_on_stderr(
     assert "2/2" in capsys.readouterr().err
     translate_file(translator, input_path=source, output_path=tmp_path / "out.txt", progress=False)
     assert capsys.readouterr().err == ""
+
+
+# -- interactive use: each line is translated as soon as it is entered ------------------------
+
+
+def read_line(fd: int, timeout: float) -> bytes | None:
+    """One line from ``fd``, or None if none is complete within ``timeout`` seconds."""
+    data = b""
+    while not data.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return data or None
+        data += chunk
+    return data
+
+
+def start_translating(
+    translator: Translator, stdin_fd: int, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> tuple[int, threading.Thread, list[int]]:
+    """translate_file on a thread, reading ``stdin_fd``; returns the fd its stdout goes to."""
+    out_read, out_write = os.pipe()
+    monkeypatch.setattr(sys, "stdin", open(stdin_fd, encoding="utf-8", closefd=False))  # noqa: SIM115
+    monkeypatch.setattr(sys, "stdout", open(out_write, "w", encoding="utf-8"))  # noqa: SIM115
+    done: list[int] = []
+    thread = threading.Thread(
+        target=lambda: done.append(
+            translate_file(translator, input_path=None, output_path=None, **options)
+        ),
+        daemon=True,
+    )
+    thread.start()
+    return out_read, thread, done
+
+
+def test_a_pipe_in_interactive_mode_answers_each_line_before_the_next(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_read, in_write = os.pipe()
+    out, thread, done = start_translating(translator, in_read, monkeypatch, interactive=True)
+    os.write(in_write, b"hello world\n")
+    assert read_line(out, timeout=30) == b"hello world\n"  # the second line is not sent yet
+    os.write(in_write, b"the cat sat on the mat\n")
+    assert read_line(out, timeout=30) == b"the cat sat on the mat\n"
+    os.close(in_write)
+    thread.join(timeout=30)
+    assert done == [2]
+
+
+def test_a_pipe_is_batched_by_default(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counterpart of the test above: piped input waits for a whole chunk (or the end)."""
+    in_read, in_write = os.pipe()
+    out, thread, done = start_translating(translator, in_read, monkeypatch)
+    os.write(in_write, b"hello world\n")
+    assert read_line(out, timeout=1.0) is None
+    os.close(in_write)
+    assert read_line(out, timeout=30) == b"hello world\n"
+    thread.join(timeout=30)
+    assert done == [1]
+
+
+def test_a_terminal_is_interactive(translator: Translator, monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal, stdin = os.openpty()
+    out, thread, done = start_translating(translator, stdin, monkeypatch)
+    os.write(terminal, b"hello world\n")
+    assert read_line(out, timeout=30) == b"hello world\n"
+    os.write(terminal, b"\x04")  # Ctrl-D at the start of a line: end of input
+    thread.join(timeout=30)
+    assert done == [1]
+    os.close(terminal)
+    os.close(stdin)
+
+
+def test_nmt_translate_at_a_terminal_answers_line_by_line(model_dir: Path) -> None:
+    terminal, stdin = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nmt.cli", "translate", str(model_dir), "--max-len-b", "3"],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        out = process.stdout.fileno()
+        os.write(terminal, b"hello world\n")
+        first = read_line(out, timeout=120)  # the process starts, loads, translates
+        assert first is not None and first.endswith(b"\n")
+        os.write(terminal, b"the cat\n")
+        assert read_line(out, timeout=60) is not None
+        os.write(terminal, b"\x04")
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+        os.close(terminal)
+        os.close(stdin)
+
+
+def test_command_line_options_override_the_models_and_are_checked_once(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nmt.cli import main
+
+    source = write(tmp_path / "in.txt", ["hello world", "the cat"])
+    args = ["translate", str(model_dir), "-i", str(source), "-q", "--max-len-b=3"]
+    assert main([*args, "--beam-size", "3", "--nbest=2"]) == 0
+    rows = [line.split(" ||| ") for line in capsys.readouterr().out.splitlines()]
+    assert [int(row[0]) for row in rows] == [0, 0, 1, 1]  # n-best lines: the flag reached search
+    assert main([*args, "--beam-size", "2", "--nbest", "3"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("nmt: error: ") and "nbest (3)" in error and "Traceback" not in error
+    assert main([*args, "--stopping", "exact", "--patience", "2"]) == 1
+    assert "patience" in capsys.readouterr().err

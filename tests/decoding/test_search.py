@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from pydantic import ValidationError
 from torch import Tensor
 
-from nmt.config import RNNConfig, TransformerConfig
+from nmt.config import DecodingConfig, RNNConfig, TransformerConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.decoding.search import (
-    beam_search,
-    greedy_hypotheses,
-    greedy_search,
-    length_penalty,
-    max_lengths,
-    sample,
-)
+from nmt.decoding.search import Hypothesis, beam_search, decode, length_penalty, max_lengths
+
+DATA = Path(__file__).parent / "data"
+
+
+def opts(**changes: Any) -> DecodingConfig:
+    """Decoding options: the defaults with ``changes``."""
+    return DecodingConfig(**changes)
+
+
+# The brute-force checks below enumerate every output, the empty one included.
+EXACT = {"stopping": "exact", "allow_empty": True}
+
+
+def tokens_of(hyps: list[Hypothesis]) -> list[list[int]]:
+    return [h.tokens for h in hyps]
+
+
+def greedy_search(
+    model: Any, src: Tensor, src_mask: Tensor, options: DecodingConfig | None = None, **kw: Any
+) -> list[Hypothesis]:
+    """decode with a beam of one: one hypothesis per sentence."""
+    options = (options or opts()).updated(beam_size=1, nbest=1)
+    return [h for [h] in decode(model, src, src_mask, options, **kw)]
+
+
+def sample(
+    model: Any,
+    src: Tensor,
+    src_mask: Tensor,
+    options: DecodingConfig | None = None,
+    *,
+    generator: torch.Generator,
+) -> list[Hypothesis]:
+    """decode with sampling: one hypothesis per sentence."""
+    options = (options or opts()).updated(sampling=True, nbest=1)
+    return [h for [h] in decode(model, src, src_mask, options, generator=generator)]
+
 
 A, B, C = 4, 5, 6  # the table's words; 0–3 are PAD, UNK, BOS, EOS
 
@@ -50,6 +84,7 @@ class TableModel:
     def __init__(self, table: Table, default: dict[int, float], vocab_size: int = 7) -> None:
         self.table, self.default, self.vocab_size = table, default, vocab_size
         self.steps = 0
+        self.encode_options: list[dict[str, Any]] = []
 
     def distribution(self, prefix: tuple[int, ...]) -> dict[int, float]:
         return self.table.get(prefix, self.default)
@@ -60,7 +95,8 @@ class TableModel:
             probs[token] = p
         return probs.log()
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> PrefixState:
+    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> PrefixState:
+        self.encode_options.append(options)
         return PrefixState(src, src.new_empty(src.size(0), 0))
 
     def decode_step(self, prev_tokens: Tensor, state: PrefixState) -> tuple[Tensor, PrefixState]:
@@ -108,6 +144,10 @@ class RecurrentState:
             self.hidden[indices], self.context[indices], self.src_len[indices], self.step
         )
 
+    @property
+    def attention(self) -> Tensor | None:
+        return None
+
 
 class RecurrentFake:
     """A tiny random recurrent model in float64 whose outputs depend on the source; EOS grows
@@ -128,7 +168,7 @@ class RecurrentFake:
         self.out = torch.randn(dim, vocab_size, generator=g, dtype=torch.float64) * 2
         self.eos_slope, self.eos_bias = eos_slope, eos_bias
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> RecurrentState:
+    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> RecurrentState:
         context = (self.src_embed[src] * src_mask[:, :, None]).sum(1)  # padding adds nothing
         return RecurrentState(torch.tanh(context), context, src_mask.sum(1) - 1, 0)
 
@@ -176,15 +216,28 @@ def test_max_lengths_count_source_without_eos() -> None:
     assert max_lengths(mask, 1.0, 50, max_len_cap=10).tolist() == [10, 10]
 
 
+def test_encode_is_told_how_many_steps_search_may_take() -> None:
+    model = TableModel(TABLE, ENDS)
+    src, mask = batch([[4, 5, 6], [4]])
+    beam_search(model, src, mask, opts(max_len_a=1.0, max_len_b=5))
+    greedy_search(model, src, mask, opts(max_len_a=0.0, max_len_b=2), record_attention=True)
+    # The longest output, 3 + 5 tokens, takes 8 steps and one more to score its EOS.
+    assert model.encode_options == [
+        {"max_steps": 9, "record_attention": False},
+        {"max_steps": 3, "record_attention": True},
+    ]
+
+
 # -- the hand-made table ------------------------------------------------------------------
 
 
 def test_greedy_follows_the_most_probable_token() -> None:
-    assert greedy_search(TableModel(TABLE, ENDS), *one_source()) == [[A]]
+    assert tokens_of(greedy_search(TableModel(TABLE, ENDS), *one_source())) == [[A]]
 
 
 def test_beam_finds_the_known_best_where_greedy_does_not() -> None:
-    [[best]] = beam_search(TableModel(TABLE, ENDS), *one_source(), beam_size=2, length_penalty=0.0)
+    model = TableModel(TABLE, ENDS)
+    [[best]] = beam_search(model, *one_source(), opts(beam_size=2, length_penalty=0.0))
     assert best.tokens == [B]
     assert best.log_prob == pytest.approx(math.log(0.36))
     assert best.score == pytest.approx(math.log(0.36))
@@ -200,7 +253,8 @@ def test_nbest_order_and_scores_match_brute_force(alpha: float) -> None:
         ),
         key=lambda t: -t[1],
     )[:4]
-    [hyps] = beam_search(model, *one_source(), beam_size=4, length_penalty=alpha, nbest=4)
+    options = opts(beam_size=4, length_penalty=alpha, nbest=4, **EXACT)
+    [hyps] = beam_search(model, *one_source(), options)
     assert [h.tokens for h in hyps] == [tokens for tokens, _, _ in expected]
     assert [h.score for h in hyps] == pytest.approx([score for _, score, _ in expected])
     assert [h.log_prob for h in hyps] == pytest.approx([log_p for _, _, log_p in expected])
@@ -208,7 +262,7 @@ def test_nbest_order_and_scores_match_brute_force(alpha: float) -> None:
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_wide_beam_on_an_endless_tree_is_exact(alpha: float) -> None:
-    """A beam wide enough to hold every prefix must return the true n-best: stopping early
+    """A beam wide enough to hold every prefix must return the true n-best: the exact rule
     never cuts off an open beam that the length penalty could still lift above the finished."""
     model = TableModel(TABLE, GOES_ON)
     max_len = 4
@@ -216,22 +270,17 @@ def test_wide_beam_on_an_endless_tree_is_exact(alpha: float) -> None:
         (log_p / length_penalty(len(tokens) + 1, alpha), tokens)
         for tokens, log_p in all_outputs(model, max_len)
     )[::-1][:3]
-    [hyps] = beam_search(
-        model,
-        *one_source(),
-        beam_size=27,
-        length_penalty=alpha,
-        max_len_a=0.0,
-        max_len_b=max_len,
-        nbest=3,
+    options = opts(
+        beam_size=27, length_penalty=alpha, max_len_a=0.0, max_len_b=max_len, nbest=3, **EXACT
     )
+    [hyps] = beam_search(model, *one_source(), options)
     assert [h.tokens for h in hyps] == [tokens for _, tokens in expected]
     assert [h.score for h in hyps] == pytest.approx([score for score, _ in expected])
 
 
-def test_search_stops_once_nothing_open_can_win() -> None:
+def test_exact_search_stops_once_nothing_open_can_win() -> None:
     model = TableModel(TABLE, GOES_ON)
-    [[best]] = beam_search(model, *one_source(), beam_size=2, length_penalty=0.0, max_len_b=50)
+    [[best]] = beam_search(model, *one_source(), opts(beam_size=2, length_penalty=0.0, **EXACT))
     assert best.tokens == [B]
     # Step 1 finishes b (0.36) while the best open beam holds 0.175: no later step can help.
     assert model.steps == 2
@@ -239,8 +288,90 @@ def test_search_stops_once_nothing_open_can_win() -> None:
 
 def test_beam_of_one_equals_greedy_on_the_table() -> None:
     model = TableModel(TABLE, GOES_ON)
-    [[hyp]] = beam_search(model, *one_source(), beam_size=1, length_penalty=0.0)
-    assert hyp.tokens == greedy_search(model, *one_source())[0]
+    [[hyp]] = beam_search(model, *one_source(), opts(beam_size=1, length_penalty=0.0))
+    assert [hyp.tokens] == tokens_of(greedy_search(model, *one_source()))
+
+
+# -- stopping rules and empty outputs --------------------------------------------------------
+
+# A sure first word, then the end (0.6) or a word that goes on and on (0.99 a step): the best
+# output is [a] after two steps, but an open beam's log P falls so slowly that with α = 0.6 the
+# exact bound cannot rule it out before the length limit.
+UNSURE: Table = {(): {A: 1.0}, (A,): {EOS_ID: 0.6, B: 0.4}}
+LINGERS: dict[int, float] = {B: 0.99, EOS_ID: 0.01}
+
+
+def test_the_default_stops_when_the_best_has_ended_where_the_exact_bound_goes_to_the_limit() -> (
+    None
+):
+    limit = 3 + 50  # |X| + 50, the default
+    early = TableModel(UNSURE, LINGERS)
+    [[best]] = beam_search(early, *one_source(), opts())
+    assert best.tokens == [A]
+    assert early.steps == 2
+    exact = TableModel(UNSURE, LINGERS)
+    [[same]] = beam_search(exact, *one_source(), opts(stopping="exact"))
+    assert same.tokens == [A] and same.score == pytest.approx(best.score)
+    assert exact.steps == limit + 1  # every step to the limit, for the same answer
+
+
+@pytest.mark.parametrize(
+    ("patience", "steps"),
+    [(None, 2), (1.0, 2), (1.5, 5), (2.0, 5)],
+)
+def test_patience_waits_for_more_ended_hypotheses(patience: float | None, steps: int) -> None:
+    """Beam 2 on the table: step 1 ends two hypotheses (b, then a), and the open ones never
+    end before the limit of 4 tokens: waiting for ⌈p·2⌉ > 2 ends means searching to it."""
+    model = TableModel(TABLE, GOES_ON)
+    options = opts(
+        beam_size=2, length_penalty=0.0, max_len_a=0.0, max_len_b=4, patience=patience, nbest=2
+    )
+    [hyps] = beam_search(model, *one_source(), options)
+    assert model.steps == steps
+    assert hyps[0].tokens == [B]
+
+
+def test_early_stopping_waits_for_nbest_hypotheses() -> None:
+    model = TableModel(TABLE, GOES_ON)
+    options = opts(beam_size=3, nbest=3, length_penalty=0.0, max_len_a=0.0, max_len_b=4)
+    [hyps] = beam_search(model, *one_source(), options)
+    assert len(hyps) == 3  # step 1 ends two (b, a); a third needs more steps
+    assert model.steps > 2
+
+
+def test_beam_of_one_is_greedy_under_the_default_rule() -> None:
+    model = RecurrentFake()
+    src, mask = batch(SOURCES)
+    greedy = greedy_search(model, src, mask, opts(length_penalty=0.6))
+    beams = beam_search(model, src, mask, opts(beam_size=1, length_penalty=0.6))
+    assert [h.tokens for [h] in beams] == tokens_of(greedy)
+    assert [h.score for [h] in beams] == pytest.approx([h.score for h in greedy])
+
+
+# The most probable first token is EOS: an empty output.
+EMPTY_FIRST: Table = {(): {EOS_ID: 0.7, A: 0.3}}
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_empty_outputs_only_when_allowed(beam_size: int) -> None:
+    model = TableModel(EMPTY_FIRST, ENDS)
+    options = opts(beam_size=beam_size, nbest=1)
+    [[hyp]] = decode(model, *one_source(), options)
+    assert hyp.tokens == [A]
+    assert hyp.log_prob == pytest.approx(math.log(0.3))  # scored by the model, not renormalised
+    [[hyp]] = decode(model, *one_source(), options.updated(allow_empty=True))
+    assert hyp.tokens == []
+    sampled = sample(
+        model, *batch([[7]] * 200), opts(sampling=True), generator=torch.Generator().manual_seed(0)
+    )
+    assert all(h.tokens == [A] for h in sampled)
+
+
+def test_a_length_limit_of_zero_still_ends() -> None:
+    model = TableModel(EMPTY_FIRST, ENDS)
+    for beam_size in (1, 2):
+        [[hyp]] = decode(model, *one_source(), opts(beam_size=beam_size, max_len_a=0, max_len_b=0))
+        assert hyp.tokens == []
 
 
 # -- batches of sources ----------------------------------------------------------------------
@@ -249,31 +380,33 @@ def test_beam_of_one_equals_greedy_on_the_table() -> None:
 def test_beam_of_one_equals_greedy() -> None:
     model = RecurrentFake()
     src, mask = batch(SOURCES)
-    beams = beam_search(model, src, mask, beam_size=1, length_penalty=0.0)
-    assert [h.tokens for [h] in beams] == greedy_search(model, src, mask)
-    greedy = greedy_hypotheses(model, src, mask, length_penalty=0.0)
-    assert [h.tokens for h in greedy] == [h.tokens for [h] in beams]
+    options = opts(beam_size=1, length_penalty=0.0, **EXACT)
+    beams = beam_search(model, src, mask, options)
+    greedy = greedy_search(model, src, mask, options)
+    assert [h.tokens for [h] in beams] == tokens_of(greedy)
     assert [h.log_prob for h in greedy] == pytest.approx([h.log_prob for [h] in beams])
     assert [h.score for h in greedy] == pytest.approx([h.score for [h] in beams])
 
 
 def test_outputs_are_not_trivial() -> None:
     """Guards the tests above and below: the fake gives varied outputs that end by themselves."""
-    outputs = greedy_search(RecurrentFake(), *batch(SOURCES))
+    outputs = tokens_of(greedy_search(RecurrentFake(), *batch(SOURCES)))
     assert len({tuple(o) for o in outputs}) == len(SOURCES)
     assert all(0 < len(o) < len(s) + 50 for o, s in zip(outputs, SOURCES, strict=True))
 
 
+@pytest.mark.parametrize("stopping", ["early", "exact"])
 @pytest.mark.parametrize("beam_size", [1, 3, 5])
-def test_a_sentence_decodes_the_same_alone_and_in_a_batch(beam_size: int) -> None:
+def test_a_sentence_decodes_the_same_alone_and_in_a_batch(beam_size: int, stopping: str) -> None:
     model = RecurrentFake()
-    together = beam_search(model, *batch(SOURCES), beam_size=beam_size, nbest=beam_size)
+    options = opts(beam_size=beam_size, nbest=beam_size, stopping=stopping)
+    together = beam_search(model, *batch(SOURCES), options)
     for source, hyps in zip(SOURCES, together, strict=True):
-        [alone] = beam_search(model, *batch([source]), beam_size=beam_size, nbest=beam_size)
+        [alone] = beam_search(model, *batch([source]), options)
         assert [h.tokens for h in hyps] == [h.tokens for h in alone]
         assert [h.score for h in hyps] == pytest.approx([h.score for h in alone], abs=1e-9)
-    assert greedy_search(model, *batch(SOURCES)) == [
-        greedy_search(model, *batch([s]))[0] for s in SOURCES
+    assert tokens_of(greedy_search(model, *batch(SOURCES))) == [
+        greedy_search(model, *batch([s]))[0].tokens for s in SOURCES
     ]
 
 
@@ -287,11 +420,15 @@ def rescore(model: RecurrentFake, source: list[int], tokens: list[int]) -> float
     return total
 
 
+@pytest.mark.parametrize("stopping", ["early", "exact"])
 @pytest.mark.parametrize("alpha", [0.0, 0.6])
-def test_hypothesis_scores_are_the_model_probabilities_of_their_tokens(alpha: float) -> None:
+def test_hypothesis_scores_are_the_model_probabilities_of_their_tokens(
+    alpha: float, stopping: str
+) -> None:
     """Catches beams whose states or histories get mixed up when they are reordered."""
     model = RecurrentFake()
-    beams = beam_search(model, *batch(SOURCES), beam_size=4, nbest=4, length_penalty=alpha)
+    options = opts(beam_size=4, nbest=4, length_penalty=alpha, stopping=stopping)
+    beams = beam_search(model, *batch(SOURCES), options)
     for source, hyps in zip(SOURCES, beams, strict=True):
         assert len(hyps) == 4
         assert len({tuple(h.tokens) for h in hyps}) == 4
@@ -304,8 +441,8 @@ def test_hypothesis_scores_are_the_model_probabilities_of_their_tokens(alpha: fl
 def test_beam_finds_at_least_the_greedy_score() -> None:
     model = RecurrentFake()
     src, mask = batch(SOURCES)
-    greedy = beam_search(model, src, mask, beam_size=1, length_penalty=0.6)
-    wide = beam_search(model, src, mask, beam_size=6, length_penalty=0.6)
+    greedy = beam_search(model, src, mask, opts(beam_size=1, stopping="exact"))
+    wide = beam_search(model, src, mask, opts(beam_size=6, stopping="exact"))
     for [g], [w] in zip(greedy, wide, strict=True):
         assert w.score >= g.score - 1e-9
 
@@ -316,22 +453,47 @@ def test_max_length_is_respected() -> None:
     )  # EOS all but impossible: outputs run to the limit
     src, mask = batch(SOURCES)
     limits = [math.floor(1.5 * len(s) + 2) for s in SOURCES]
-    assert [len(o) for o in greedy_search(model, src, mask, max_len_a=1.5, max_len_b=2)] == limits
-    beams = beam_search(model, src, mask, beam_size=3, max_len_a=1.5, max_len_b=2, nbest=3)
+    options = opts(max_len_a=1.5, max_len_b=2)
+    assert [len(h.tokens) for h in greedy_search(model, src, mask, options)] == limits
+    beams = beam_search(model, src, mask, options.updated(beam_size=3, nbest=3))
     assert [[len(h.tokens) for h in hyps] for hyps in beams] == [[n] * 3 for n in limits]
-    capped = greedy_search(model, src, mask, max_len_a=1.5, max_len_b=2, max_len_cap=4)
-    assert [len(o) for o in capped] == [min(n, 4) for n in limits]
+    capped = greedy_search(model, src, mask, options, max_len_cap=4)
+    assert [len(h.tokens) for h in capped] == [min(n, 4) for n in limits]
     sampled = sample(
-        model, src, mask, max_len_a=0.0, max_len_b=3, generator=torch.Generator().manual_seed(0)
+        model,
+        src,
+        mask,
+        opts(sampling=True, max_len_a=0.0, max_len_b=3),
+        generator=torch.Generator().manual_seed(0),
     )
-    assert [len(o) for o in sampled] == [3] * len(SOURCES)
+    assert [len(h.tokens) for h in sampled] == [3] * len(SOURCES)
 
 
 def test_never_produces_pad_or_bos() -> None:
     table: Table = {(): {PAD_ID: 0.5, BOS_ID: 0.3, A: 0.2}, (A,): {EOS_ID: 1.0}}
     model = TableModel(table, ENDS)
-    assert greedy_search(model, *one_source()) == [[A]]
-    assert [h.tokens for h in beam_search(model, *one_source(), beam_size=3, nbest=1)[0]] == [[A]]
+    assert tokens_of(greedy_search(model, *one_source())) == [[A]]
+    assert tokens_of(beam_search(model, *one_source(), opts(beam_size=3))[0]) == [[A]]
+
+
+class MarianLikeTable(TableModel):
+    """A model with its own special ids: EOS 0, and PAD = BOS = decoder start = 6 (Marian's);
+    3, nmt's usual EOS, is an ordinary word here."""
+
+    pad_id, bos_id, eos_id = 6, 6, 0
+
+    def decode_step(self, prev_tokens: Tensor, state: PrefixState) -> tuple[Tensor, PrefixState]:
+        if state.prefix.size(1) == 0:
+            assert prev_tokens.eq(6).all()  # decoding starts from the model's start token
+        return super().decode_step(prev_tokens, state)
+
+
+def test_search_uses_the_models_special_ids() -> None:
+    table: Table = {(): {3: 0.5, 6: 0.4, 0: 0.1}, (3,): {3: 0.6, 0: 0.4}, (3, 3): {0: 1.0}}
+    for beam_size in (1, 3):
+        model = MarianLikeTable(table, {0: 1.0})
+        [[hyp]] = decode(model, *one_source(), opts(beam_size=beam_size, length_penalty=0.0))
+        assert hyp.tokens == [3, 3]  # 6 is never produced, 0 ends it
 
 
 def test_empty_batch() -> None:
@@ -340,11 +502,25 @@ def test_empty_batch() -> None:
     assert beam_search(RecurrentFake(), src, src != PAD_ID) == []
 
 
-def test_bad_arguments_fail() -> None:
-    with pytest.raises(ValueError, match="nbest"):
-        beam_search(RecurrentFake(), *batch(SOURCES), beam_size=2, nbest=3)
-    with pytest.raises(ValueError, match="temperature"):
-        sample(RecurrentFake(), *batch(SOURCES), temperature=0.0)
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"beam_size": 2, "nbest": 3}, "nbest"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"stopping": "exact", "patience": 2.0}, "patience"),
+        ({"sampling": True, "nbest": 2}, "nbest"),
+        ({"stopping": "never"}, "stopping"),
+    ],
+)
+def test_bad_options_are_refused_once_naming_the_field(changes: dict[str, Any], field: str) -> None:
+    from nmt.errors import NmtError
+
+    with pytest.raises(NmtError, match=field):
+        DecodingConfig().updated(**changes)
+    with pytest.raises(ValidationError, match=field):
+        DecodingConfig(**changes)
 
 
 # -- sampling ----------------------------------------------------------------------------------
@@ -353,10 +529,11 @@ def test_bad_arguments_fail() -> None:
 def test_sampling_with_top_k_1_or_tiny_top_p_is_greedy() -> None:
     model = RecurrentFake()
     src, mask = batch(SOURCES)
-    greedy = greedy_search(model, src, mask)
+    greedy = tokens_of(greedy_search(model, src, mask))
     g = torch.Generator().manual_seed(3)
-    assert sample(model, src, mask, top_k=1, temperature=2.0, generator=g) == greedy
-    assert sample(model, src, mask, top_p=1e-6, temperature=2.0, generator=g) == greedy
+    hot = opts(sampling=True, temperature=2.0)
+    assert tokens_of(sample(model, src, mask, hot.updated(top_k=1), generator=g)) == greedy
+    assert tokens_of(sample(model, src, mask, hot.updated(top_p=1e-6), generator=g)) == greedy
 
 
 def test_seeded_sampling_is_reproducible() -> None:
@@ -364,8 +541,9 @@ def test_seeded_sampling_is_reproducible() -> None:
     src, mask = batch(SOURCES)
 
     def draw(seed: int) -> list[list[int]]:
-        return sample(
-            model, src, mask, temperature=3.0, generator=torch.Generator().manual_seed(seed)
+        options = opts(sampling=True, temperature=3.0)
+        return tokens_of(
+            sample(model, src, mask, options, generator=torch.Generator().manual_seed(seed))
         )
 
     assert draw(1) == draw(1)
@@ -391,12 +569,91 @@ def test_sampling_draws_from_the_right_distribution(
         TableModel(TABLE, ENDS),
         src,
         src != PAD_ID,
+        opts(sampling=True, allow_empty=True, **options),
         generator=torch.Generator().manual_seed(0),
-        **options,
     )
-    first = [o[0] if o else EOS_ID for o in outputs]
+    first = [h.tokens[0] if h.tokens else EOS_ID for h in outputs]
     for token, p in expected.items():
         assert first.count(token) / n == pytest.approx(p, abs=0.03)
+
+
+# -- attention: the weights of the step that made each hypothesis --------------------------
+
+
+@dataclass
+class TracingState(RecurrentState):
+    weights: Tensor  # (N, t, L, H, S)
+
+    def select(self, indices: Tensor) -> TracingState:
+        inner = super().select(indices)
+        return TracingState(**vars(inner) | {"weights": self.weights[indices]})
+
+    @property
+    def attention(self) -> Tensor:
+        return self.weights
+
+
+class TracingFake(RecurrentFake):
+    """RecurrentFake whose recorded 'attention' at each step spells out the token fed: layer l
+    puts weight l + 1 on source column (token mod the sentence's source length). A hypothesis
+    given another beam's weights, or rows not reordered with the beams, shows at once."""
+
+    num_layers = 2
+
+    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> TracingState:
+        assert options["record_attention"]
+        inner = super().encode(src, src_mask)
+        weights = torch.zeros(src.size(0), 0, self.num_layers, 1, src.size(1))
+        return TracingState(**vars(inner), weights=weights)
+
+    def decode_step(
+        self, prev_tokens: Tensor, state: RecurrentState
+    ) -> tuple[Tensor, TracingState]:
+        assert isinstance(state, TracingState)
+        log_probs, inner = super().decode_step(prev_tokens, state)
+        column = prev_tokens % (state.src_len + 1)  # (N,) within the real source + EOS
+        step = torch.zeros(prev_tokens.size(0), self.num_layers, 1, state.weights.size(-1))
+        for layer in range(self.num_layers):
+            step[torch.arange(prev_tokens.size(0)), layer, 0, column] = layer + 1.0
+        weights = torch.cat([state.weights, step[:, None]], dim=1)
+        return log_probs, TracingState(**vars(inner), weights=weights)
+
+
+def expected_trace(source: list[int], tokens: list[int]) -> Tensor:
+    """(L, H, T, S) as TracingFake records it for the hypothesis ``tokens``."""
+    fed = [BOS_ID, *tokens]
+    trace = torch.zeros(TracingFake.num_layers, 1, len(fed), len(source) + 1)
+    for t, token in enumerate(fed):
+        for layer in range(TracingFake.num_layers):
+            trace[layer, 0, t, token % (len(source) + 1)] = layer + 1.0
+    return trace
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"beam_size": 4, "nbest": 4},
+        {"beam_size": 4, "nbest": 4, "stopping": "exact"},
+        {"beam_size": 1},
+    ],
+)
+def test_each_hypothesis_gets_the_attention_of_its_own_steps(changes: dict[str, Any]) -> None:
+    model = TracingFake()
+    found = decode(model, *batch(SOURCES), opts(**changes), record_attention=True)
+    for source, hyps in zip(SOURCES, found, strict=True):
+        for h in hyps:
+            assert h.attention is not None
+            assert torch.equal(h.attention, expected_trace(source, h.tokens))
+    if changes["beam_size"] > 1:
+        # Guards the test: beams were reordered, some hypotheses share no history with row 0.
+        assert any(h.tokens[:1] != hyps[0].tokens[:1] for hyps in found for h in hyps)
+
+
+def test_no_attention_unless_asked_or_offered() -> None:
+    [[hyp]] = decode(RecurrentFake(), *batch(SOURCES[:1]), opts(), record_attention=True)
+    assert hyp.attention is None
+    [[hyp]] = decode(RecurrentFake(), *batch(SOURCES[:1]), opts())
+    assert hyp.attention is None
 
 
 # -- real models: the cache changes no decision ----------------------------------------------
@@ -418,7 +675,7 @@ class Uncached:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
 
-    def encode(self, src: Tensor, src_mask: Tensor) -> UncachedState:
+    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> UncachedState:
         return UncachedState(src, src_mask, src.new_empty(src.size(0), 0))
 
     def decode_step(
@@ -454,24 +711,81 @@ def small_model(kind: str, vocab_size: int) -> torch.nn.Module:
     return model.double().eval()
 
 
+@pytest.mark.parametrize("stopping", ["early", "exact"])
 @pytest.mark.parametrize("kind", ["transformer", "rnn"])
-def test_cached_decoding_gives_the_tokens_of_uncached_decoding(kind: str) -> None:
+def test_cached_decoding_gives_the_tokens_of_uncached_decoding(kind: str, stopping: str) -> None:
     vocab_size = 24
     model = small_model(kind, vocab_size)
     g = torch.Generator().manual_seed(1)
     sources = [torch.randint(4, vocab_size, (n,), generator=g).tolist() for n in (5, 9, 2, 7)]
     src, mask = batch(sources)
-    options = {"max_len_a": 0.0, "max_len_b": 12}
-    cached, uncached = (
-        greedy_search(model, src, mask, **options),
-        greedy_search(Uncached(model), src, mask, **options),
-    )
-    assert cached == uncached
+    options = opts(max_len_a=0.0, max_len_b=12, stopping=stopping)
+    cached = tokens_of(greedy_search(model, src, mask, options))
+    assert cached == tokens_of(greedy_search(Uncached(model), src, mask, options))
     assert len({tuple(o) for o in cached}) > 1  # the random model does depend on its source
-    cached_beams = beam_search(model, src, mask, beam_size=4, nbest=4, **options)
-    uncached_beams = beam_search(Uncached(model), src, mask, beam_size=4, nbest=4, **options)
-    assert [[h.tokens for h in hyps] for hyps in cached_beams] == [
-        [h.tokens for h in hyps] for hyps in uncached_beams
+    options = options.updated(beam_size=4, nbest=4)
+    cached_beams = beam_search(model, src, mask, options)
+    uncached_beams = beam_search(Uncached(model), src, mask, options)
+    assert [tokens_of(hyps) for hyps in cached_beams] == [
+        tokens_of(hyps) for hyps in uncached_beams
     ]
     for hyps, ref in zip(cached_beams, uncached_beams, strict=True):
         assert [h.score for h in hyps] == pytest.approx([h.score for h in ref], abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["transformer", "rnn"])
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_attention_is_what_the_model_computed_for_each_hypothesis(
+    kind: str, beam_size: int
+) -> None:
+    """The weights search returns equal the teacher-forced cross-attention of the same tokens
+    (the recurrent model: one layer, one head)."""
+    vocab_size = 24
+    model = small_model(kind, vocab_size)
+    g = torch.Generator().manual_seed(2)
+    sources = [torch.randint(4, vocab_size, (n,), generator=g).tolist() for n in (6, 3, 8)]
+    options = opts(beam_size=beam_size, nbest=beam_size, max_len_a=0.0, max_len_b=7)
+    found = decode(model, *batch(sources), options, record_attention=True)
+    for source, hyps in zip(sources, found, strict=True):
+        src, mask = batch([source])
+        for h in hyps:
+            tgt_in = torch.tensor([[BOS_ID, *h.tokens]])
+            expected = model.cross_attention(src, mask, tgt_in)[0]  # (L, H, T, S)
+            assert h.attention is not None
+            assert h.attention.shape == expected.shape
+            torch.testing.assert_close(h.attention, expected.float(), atol=1e-6, rtol=0)
+
+
+# -- the same outputs before and after the Transformer's rewrite (issue 10) ------------------
+
+
+@pytest.mark.parametrize("name", ["post_sinusoidal", "pre_learned"])
+def test_outputs_of_a_random_transformer_are_those_recorded_before_the_rewrite(name: str) -> None:
+    """data/golden.json holds the beam-4 n-best lists and greedy outputs that the code of
+    before the rewrite (separate q/k/v projections, a growing cache, one shared beam search
+    with the exact bound) found for these weights, in float64."""
+    from nmt.models.store import load_weights
+    from nmt.models.transformer import Transformer
+
+    golden = json.loads((DATA / "golden.json").read_text(encoding="utf-8"))[name]
+    config = TransformerConfig(
+        num_layers=2,
+        d_model=32,
+        d_ff=64,
+        num_heads=4,
+        dropout=0.0,
+        max_positions=64,
+        **golden["config"],
+    )
+    model = Transformer(config, 24)
+    load_weights(model, DATA / f"{name}.safetensors")
+    model = model.double().eval()
+    src, mask = batch(golden["sources"])
+    options = opts(beam_size=4, nbest=4, length_penalty=0.6, max_len_a=1.0, max_len_b=6, **EXACT)
+    beams = beam_search(model, src, mask, options)
+    assert [tokens_of(hyps) for hyps in beams] == [
+        [h["tokens"] for h in hyps] for hyps in golden["beam4"]
+    ]
+    for hyps, recorded in zip(beams, golden["beam4"], strict=True):
+        assert [h.score for h in hyps] == pytest.approx([r["score"] for r in recorded], abs=1e-9)
+    assert tokens_of(greedy_search(model, src, mask, options)) == golden["greedy"]

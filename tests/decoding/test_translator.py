@@ -9,12 +9,17 @@ from typing import Any
 import pytest
 import torch
 
-from nmt.config import Config, TransformerConfig
+from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
+from tests.decoding.conftest import CopyModel
 
 LONG = "the quick brown fox jumps over the lazy dog"  # one of the tokenizer's training lines
+
+
+def opts(**changes: Any) -> DecodingConfig:
+    return DecodingConfig(**changes)
 
 
 @pytest.fixture
@@ -28,14 +33,14 @@ def test_outputs_come_back_in_input_order(
     copy_model: Any, tokenizer: Tokenizer, beam_size: int, sentences: list[str]
 ) -> None:
     translator = Translator(copy_model, tokenizer)
-    assert translator.translate(sentences, beam_size=beam_size, max_tokens=30) == sentences
+    assert translator.translate(sentences, opts(beam_size=beam_size, max_tokens=30)) == sentences
     assert len(copy_model.encoded) > 2  # several batches were needed
 
 
 def test_batches_keep_within_the_token_budget(
     copy_model: Any, tokenizer: Tokenizer, sentences: list[str]
 ) -> None:
-    Translator(copy_model, tokenizer).translate(sentences, max_tokens=40)
+    Translator(copy_model, tokenizer).translate(sentences, opts(max_tokens=40))
     assert all(rows * length <= 40 or rows == 1 for rows, length in copy_model.encoded)
     assert sum(rows for rows, _ in copy_model.encoded) == len(sentences)
 
@@ -65,17 +70,17 @@ def test_an_over_long_line_is_truncated_with_a_warning(
 def test_outputs_fit_the_model_positions(babble_model: Any, tokenizer: Tokenizer) -> None:
     translator = Translator(babble_model, tokenizer, max_positions=8)
     for beam_size in (1, 3):
-        [[translation]] = translator.translate_nbest(["hello world"], nbest=1, beam_size=beam_size)
+        [[translation]] = translator.translate_nbest(["hello world"], opts(beam_size=beam_size))
         assert len(translation.tokens) == 7  # BOS + 7 tokens, and EOS scored after the last
     unlimited = Translator(babble_model, tokenizer)
-    [[translation]] = unlimited.translate_nbest(["hello world"], nbest=1, max_len_b=20)
+    [[translation]] = unlimited.translate_nbest(["hello world"], opts(max_len_b=20))
     assert len(translation.tokens) == len(tokenizer.encode("hello world")) + 20
 
 
 def test_nbest_shapes_and_order(copy_model: Any, tokenizer: Tokenizer) -> None:
     translator = Translator(copy_model, tokenizer)
     results = translator.translate_nbest(
-        ["hello world", "", "the cat sat on the mat"], nbest=3, beam_size=4
+        ["hello world", "", "the cat sat on the mat"], opts(nbest=3, beam_size=4)
     )
     assert [len(r) for r in results] == [3, 1, 3]
     assert results[0][0].text == "hello world"
@@ -85,60 +90,113 @@ def test_nbest_shapes_and_order(copy_model: Any, tokenizer: Tokenizer) -> None:
         scores = [t.score for t in translations]
         assert scores == sorted(scores, reverse=True)
         assert all(t.attention is None for t in translations)
-    assert (
-        translator.translate_nbest(["hello world"], nbest=1, beam_size=1)[0][0].text
-        == "hello world"
+    assert translator.translate_nbest(["hello world"], opts(beam_size=1))[0][0].text == (
+        "hello world"
     )
 
 
-def test_attention_per_translation(copy_model: Any, tokenizer: Tokenizer) -> None:
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_attention_and_pieces_per_translation(
+    copy_model: Any, tokenizer: Tokenizer, beam_size: int
+) -> None:
+    """The attention is the weights the model's state recorded while decoding (CopyModel: step t
+    on source position t), laid out (L, H, T, S) against tgt_pieces + EOS and src_pieces + EOS."""
     translator = Translator(copy_model, tokenizer)
+    sentence = "a dog ran in the park"
+    ids = tokenizer.encode(sentence)
+    pieces = tokenizer.pieces()
     [translations] = translator.translate_nbest(
-        ["a dog ran in the park"], nbest=2, beam_size=2, return_attention=True
-    )
-    num_src = len(tokenizer.encode("a dog ran in the park")) + 1
+        [sentence, "hello"], opts(nbest=beam_size, beam_size=beam_size), return_attention=True
+    )[:1]
+    assert len(translations) == beam_size
     for t in translations:
+        assert t.src_pieces == [pieces[i] for i in ids]
+        assert t.tgt_pieces == [pieces[i] for i in t.tokens]
+        assert not t.truncated
         assert t.attention is not None
-        assert t.attention.shape == (1, 1, len(t.tokens) + 1, num_src)
+        assert t.attention.shape == (1, 1, len(t.tgt_pieces) + 1, len(t.src_pieces) + 1)
+        steps = torch.arange(len(t.tokens) + 1).clamp(max=len(ids))
+        assert torch.equal(t.attention[0, 0], torch.nn.functional.one_hot(steps, len(ids) + 1))
+    assert translations[0].text == sentence
+    [[plain]] = translator.translate_nbest([sentence])
+    assert plain.attention is None and plain.tgt_pieces == [pieces[i] for i in ids]
 
 
-def test_nbest_larger_than_beam_is_refused(copy_model: Any, tokenizer: Tokenizer) -> None:
-    with pytest.raises(NmtError, match="n-best"):
-        Translator(copy_model, tokenizer).translate_nbest(["hello"], nbest=5, beam_size=4)
+def test_truncated_sources_say_so(copy_model: Any, tokenizer: Tokenizer) -> None:
+    translator = Translator(copy_model, tokenizer, max_positions=6)
+    long, short = translator.translate_nbest([LONG, "hello"])
+    assert long[0].truncated and not short[0].truncated
+    assert long[0].src_pieces == [tokenizer.pieces()[i] for i in tokenizer.encode(LONG)[:5]]
+
+
+def test_options_default_to_the_translators(copy_model: Any, tokenizer: Tokenizer) -> None:
+    translator = Translator(copy_model, tokenizer, default_options=opts(max_len_a=0, max_len_b=2))
+    assert translator.translate(["the cat sat on the mat"]) == [
+        tokenizer.decode(tokenizer.encode("the cat sat on the mat")[:2])
+    ]
+    nbest = Translator(copy_model, tokenizer, default_options=opts(nbest=2))
+    assert [len(r) for r in nbest.translate_nbest(["hello", "hi"])] == [2, 2]
+    assert Translator(copy_model, tokenizer).default_options == DecodingConfig()
+
+
+def test_nbest_larger_than_beam_is_refused_naming_the_field(
+    copy_model: Any, tokenizer: Tokenizer
+) -> None:
+    translator = Translator(copy_model, tokenizer)
+    with pytest.raises(NmtError, match="nbest"):
+        translator.translate_nbest(["hello"], translator.default_options.updated(nbest=5))
 
 
 def test_sampled_translations_are_repeatable(
     copy_model: Any, tokenizer: Tokenizer, sentences: list[str]
 ) -> None:
     translator = Translator(copy_model, tokenizer)
-    first = translator.translate_sampled(sentences, temperature=3.0, seed=7, max_tokens=30)
+    hot = opts(sampling=True, temperature=3.0, seed=7, max_tokens=30)
+    first = translator.translate(sentences, hot)
     assert len(first) == len(sentences)
-    assert first == translator.translate_sampled(sentences, temperature=3.0, seed=7, max_tokens=30)
-    assert first != translator.translate_sampled(sentences, temperature=3.0, seed=8, max_tokens=30)
-    assert translator.translate_sampled(sentences, top_k=1, seed=8) == sentences
+    assert first == translator.translate(sentences, hot)
+    assert first != translator.translate(sentences, hot.updated(seed=8))
+    assert translator.translate(sentences, opts(sampling=True, top_k=1, seed=8)) == sentences
 
 
-def test_load_a_model_directory(tmp_path: Path, tokenizer_path: Path) -> None:
-    from nmt.models.store import write_model_dir
-    from nmt.models.transformer import Transformer
-
-    torch.manual_seed(0)
-    model_config = TransformerConfig(
-        num_layers=1, d_model=16, d_ff=32, num_heads=2, max_positions=12
-    )
-    model = Transformer(model_config, Tokenizer.load(tokenizer_path).vocab_size)
-    write_model_dir(
-        tmp_path / "model",
-        config=Config(model=model_config),
-        tokenizer_path=tokenizer_path,
-        model=model,
-    )
-
-    translator = Translator.load(tmp_path / "model")
+def test_load_a_model_directory(model_dir: Path) -> None:
+    translator = Translator.load(model_dir)
     assert translator.max_positions == 12
-    outputs = translator.translate(["hello world", "", LONG], max_len_b=50)
+    assert translator.default_options == DecodingConfig()  # the config's decoding section
+    outputs = translator.translate(["hello world", "", LONG])
     assert len(outputs) == 3 and outputs[1] == ""
-    [[translation]] = translator.translate_nbest([LONG], nbest=1, return_attention=True)
+    [[translation]] = translator.translate_nbest([LONG], return_attention=True)
     assert len(translation.tokens) <= 11
     assert translation.attention is not None
     assert translation.attention.shape[:2] == (1, 2)  # one layer, two heads
+    assert translation.attention.shape[2:] == (
+        len(translation.tgt_pieces) + 1,
+        len(translation.src_pieces) + 1,
+    )
+
+
+def test_the_docs_snippet_runs(copy_model: Any, tokenizer: Tokenizer) -> None:
+    docs = Path(__file__).parents[2] / "docs" / "decoding.md"
+    snippet = docs.read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
+    names: dict[str, Any] = {"translator": Translator(copy_model, tokenizer)}
+    exec(snippet, names)
+    [translations] = names["results"]
+    assert len(translations) == 4 and all(t.attention is not None for t in translations)
+
+
+def test_sources_are_padded_with_the_models_own_ids(tokenizer: Tokenizer) -> None:
+    """A model whose PAD is the last id (Marian's layout) gets its own padding, and EOS."""
+
+    class MarianLikeCopy(CopyModel):
+        pad_id, bos_id, eos_id = tokenizer.vocab_size - 1, 2, 3
+
+        def encode(self, src: torch.Tensor, src_mask: torch.Tensor, **options: Any) -> Any:
+            self.sources = (src, src_mask)
+            return super().encode(src, src_mask, **options)
+
+    model = MarianLikeCopy(tokenizer.vocab_size)
+    Translator(model, tokenizer).translate(["hello", "the cat sat on the mat"])
+    src, src_mask = model.sources
+    short = len(tokenizer.encode("hello"))
+    assert src[0, short] == 3 and (src[0, short + 1 :] == tokenizer.vocab_size - 1).all()
+    assert src_mask[0].tolist() == [True] * (short + 1) + [False] * (src.size(1) - short - 1)

@@ -293,3 +293,50 @@ def test_learns_to_copy(variant: dict[str, Any], one_thread: None) -> None:
             if accuracy > 0.9:
                 break
     assert accuracy > 0.9, f"greedy token accuracy {accuracy:.3f} after {step} steps"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"cell": "lstm", "attention": "additive", "input_feeding": True},
+        {"cell": "gru", "attention": "dot"},
+        {"cell": "rnn", "attention": "general", "num_layers": 2, "bidirectional": True},
+    ],
+    ids=variant_id,
+)
+@torch.no_grad()
+def test_recorded_attention_is_each_rows_own_through_select(variant: dict[str, Any]) -> None:
+    model = make_model(**variant)
+    src, src_mask, tgt_in = random_batch()
+    state = model.encode(src, src_mask, max_steps=5, record_attention=True)
+    for t in range(2):
+        _, state = model.decode_step(tgt_in[:, t], state)
+    indices = torch.tensor([2, 0, 0, 3, 2, 2, 1])  # beams, reordered and repeated
+    state, tokens = state.select(indices), tgt_in[indices]
+    for t in range(2, 5):
+        _, state = model.decode_step(tokens[:, t], state)
+    # Each row's weights are those of its own history: the teacher-forced pass over it.
+    expected = model.cross_attention(src[indices], src_mask[indices], tokens)
+    assert expected is not None and state.attention is not None
+    assert state.attention.shape == (7, 5, 1, 1, src.size(1))  # (N, t, L, H, S)
+    torch.testing.assert_close(state.attention, expected.permute(0, 3, 1, 2, 4))
+
+
+def test_attention_is_recorded_only_when_asked_and_only_with_attention() -> None:
+    src, src_mask, tgt_in = random_batch()
+    for model, record in [
+        (make_model(attention="dot"), False),
+        (make_model(attention="none"), True),
+    ]:
+        state = model.encode(src, src_mask, record_attention=record)
+        _, state = model.decode_step(tgt_in[:, 0], state)
+        assert state.attention is None
+
+
+def test_special_ids_are_the_models_own() -> None:
+    torch.manual_seed(0)
+    model = RNNSeq2Seq(RNNConfig(embed_dim=8, hidden_size=8), VOCAB, pad_id=VOCAB - 1, eos_id=0)
+    assert (model.pad_id, model.bos_id, model.eos_id) == (VOCAB - 1, BOS_ID, 0)
+    assert model.src_embed.padding_idx == VOCAB - 1
+    assert torch.all(model.src_embed.weight[VOCAB - 1] == 0)
+    assert model.src_embed.weight[PAD_ID].abs().sum() > 0

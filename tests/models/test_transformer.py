@@ -1,15 +1,29 @@
 """The Transformer pinned to the paper: formulas, masks, caching, tying, sizes, learning."""
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from nmt.config import TransformerConfig
-from nmt.data.tokenizer import PAD_ID
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from nmt.errors import NmtError
+from nmt.models import transformer
 from nmt.models.build import build_model, count_parameters
-from nmt.models.interface import Seq2SeqModel
-from nmt.models.transformer import Transformer, scaled_dot_product_attention, sinusoidal_positions
+from nmt.models.cache import StepBuffer
+from nmt.models.interface import DecoderState, Seq2SeqModel
+from nmt.models.store import load_weights
+from nmt.models.transformer import (
+    Transformer,
+    TransformerState,
+    attention_weights,
+    scaled_dot_product_attention,
+    sinusoidal_positions,
+)
 
 VOCAB = 50
 
@@ -93,14 +107,19 @@ def test_padding_mask_matters() -> None:
         {"norm": "pre"},
         {"positions": "learned"},
         {"share_embeddings": False, "tie_output": False},
+        {"activation": "swish", "position_layout": "concatenated", "output_bias": True},
+        {"activation": "gelu", "scale_embedding": False},
+        {"encoder_layers": 1, "decoder_layers": 3, "norm": "pre"},
     ],
-    ids=["post-LN", "pre-LN", "learned-positions", "untied"],
+    ids=["post-LN", "pre-LN", "learned-positions", "untied", "marian-like", "gelu", "depths"],
 )
 def test_step_by_step_decoding_reproduces_teacher_forcing(overrides: dict[str, object]) -> None:
     model = tiny(**overrides)
+    if model.output_bias is not None:
+        torch.nn.init.normal_(model.output_bias)
     src, src_mask, tgt = random_batch()
     expected = model(src, src_mask, tgt).log_softmax(-1)
-    state = model.encode(src, src_mask)
+    state = model.encode(src, src_mask, max_steps=tgt.size(1))
     steps = []
     for t in range(tgt.size(1)):
         log_probs, state = model.decode_step(tgt[:, t], state)
@@ -108,15 +127,17 @@ def test_step_by_step_decoding_reproduces_teacher_forcing(overrides: dict[str, o
     assert torch.allclose(torch.stack(steps, dim=1), expected, atol=1e-5)
 
 
+@torch.no_grad()
 def test_state_select_reorders_and_repeats_rows() -> None:
     model = tiny()
     src, src_mask, tgt = random_batch()
     state = model.encode(src, src_mask)
     _, state = model.decode_step(tgt[:, 0], state)
+    lp_full, _ = model.decode_step(
+        tgt[:, 1], model.decode_step(tgt[:, 0], model.encode(src, src_mask))[1]
+    )
     order = torch.tensor([2, 0, 0])
-    selected = state.select(order)
-    lp_selected, _ = model.decode_step(tgt[order, 1], selected)
-    lp_full, _ = model.decode_step(tgt[:, 1], state)
+    lp_selected, _ = model.decode_step(tgt[order, 1], state.select(order))
     assert torch.allclose(lp_selected, lp_full[order], atol=1e-6)
 
 
@@ -157,7 +178,10 @@ def test_cross_attention_weights_are_distributions_over_real_source() -> None:
 
 
 def test_implements_the_model_contract() -> None:
-    assert isinstance(tiny(), Seq2SeqModel)
+    model = tiny()
+    src, src_mask, _ = random_batch()
+    assert isinstance(model, Seq2SeqModel)
+    assert isinstance(model.encode(src, src_mask), DecoderState)
 
 
 @pytest.mark.parametrize(("preset", "paper_millions"), [("base", 65), ("big", 213)])
@@ -201,3 +225,311 @@ def test_tiny_transformer_learns_to_copy_and_reverse(task: str) -> None:
             predicted.append(token)
     accuracy = (torch.stack(predicted, 1) == tgt_out).float().mean().item()
     assert accuracy > 0.95
+
+
+# -- the decoding path: one layer path, caches written in place, memory kept per sentence -----
+
+
+def teacher_forced_log_probs(
+    model: Transformer, src: torch.Tensor, tgt: torch.Tensor
+) -> torch.Tensor:
+    """Log-probabilities (T, V) of one sentence's target prefix ``tgt`` (T,), decoded alone."""
+    src = src[src != PAD_ID][None]
+    return model(src, torch.ones_like(src, dtype=torch.bool), tgt[None])[0].log_softmax(-1)
+
+
+def beam_like_decode(model: Transformer, *, record_attention: bool = False) -> dict[str, object]:
+    """Drive a state as beam search does, with every kind of select: expand each sentence to
+    k = 2 beams, reorder within sentences, regroup rows across sentences (no longer grouped),
+    regroup again, then drop a sentence. Returns every row's log-probs with its sentence and
+    token history, the lineage of rows and the final state."""
+    src, src_mask, _ = random_batch()
+    state = model.encode(src, src_mask, max_steps=5, record_attention=record_attention)
+    sentence = torch.arange(3)  # (N,) sentence of each row
+    history = torch.empty(3, 0, dtype=torch.long)  # (N, t) tokens fed to each row
+    selections = [
+        torch.arange(3).repeat_interleave(2),  # beams: rows 0 0 1 1 2 2
+        torch.tensor([1, 0, 2, 2, 5, 4]),  # reordered and repeated within sentences
+        torch.tensor([4, 0, 2, 1, 5, 3]),  # regrouped across sentences
+        torch.tensor([1, 3, 0, 2, 4, 4]),  # grouped again, sentences in a new order
+        torch.tensor([2, 3, 4, 5]),  # a sentence finished
+    ]
+    steps, lineage = [], []
+    for t, rows in enumerate(selections):
+        state = state.select(rows)
+        sentence, history = sentence[rows], history[rows]
+        lineage = [line[rows] for line in lineage]
+        generator = torch.Generator().manual_seed(t)
+        tokens = torch.randint(4, VOCAB, (rows.numel(),), generator=generator)
+        history = torch.cat([history, tokens[:, None]], dim=1)
+        log_probs, state = model.decode_step(tokens, state)
+        steps.append((log_probs, sentence, history))
+        lineage.append(torch.arange(rows.numel()))
+    return {"src": src, "steps": steps, "lineage": lineage, "state": state}
+
+
+def largest_error_against_decoding_alone(model: Transformer) -> float:
+    run = beam_like_decode(model)
+    src = run["src"]
+    assert isinstance(src, torch.Tensor)
+    error = 0.0
+    for log_probs, sentence, history in run["steps"]:  # type: ignore[attr-defined]
+        for row in range(log_probs.size(0)):
+            alone = teacher_forced_log_probs(model, src[sentence[row]], history[row])[-1]
+            error = max(error, (log_probs[row] - alone).abs().max().item())
+    return error
+
+
+@torch.no_grad()
+def test_every_row_decodes_as_its_sentence_alone_through_every_select() -> None:
+    assert largest_error_against_decoding_alone(tiny()) < 1e-5
+
+
+@torch.no_grad()
+def test_the_check_fails_on_memory_of_the_wrong_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A state that misses a change in the order of its sentences (their number unchanged)
+    # reads other sentences' keys/values.
+    monkeypatch.setattr(transformer, "is_identity", lambda indices, size: indices.numel() == size)
+    assert largest_error_against_decoding_alone(tiny()) > 1e-2
+
+
+@torch.no_grad()
+def test_the_check_fails_on_a_cache_written_at_the_wrong_position(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = StepBuffer.write
+
+    def one_late(self: StepBuffer, position: int, value: torch.Tensor) -> torch.Tensor:
+        original(self, position + 1, value)  # written one position late …
+        assert self.data is not None
+        return self.data[: self.rows].narrow(self.step_dim, 0, position + 1)  # … read as usual
+
+    monkeypatch.setattr(StepBuffer, "write", one_late)
+    assert largest_error_against_decoding_alone(tiny()) > 1e-2
+
+
+@torch.no_grad()
+def test_grouped_rows_share_their_sentences_keys_until_a_sentence_leaves() -> None:
+    model = tiny()
+    src, src_mask, tgt = random_batch()
+    state = model.encode(src, src_mask)
+    keys = state.memory[0][0]
+    state = state.select(torch.arange(3).repeat_interleave(4))  # 4 beams a sentence
+    assert state.beams == 4 and state.memory[0][0] is keys  # no copy for the beams
+    for t in range(3):
+        _, state = model.decode_step(tgt[:, t].repeat_interleave(4), state)
+        state = state.select(torch.tensor([3, 3, 1, 0, 4, 5, 6, 7, 11, 8, 8, 8]))
+        assert state.memory[0][0] is keys  # beams reordered within their sentences: no copy
+    state = state.select(torch.arange(4, 12))  # the first sentence finished
+    assert state.beams == 4 and state.memory[0][0].size(0) == 2
+    torch.testing.assert_close(state.memory[0][0], keys[1:])
+
+
+@torch.no_grad()
+def test_caches_are_written_in_place_without_reallocation() -> None:
+    model = tiny()
+    src, src_mask, tgt = random_batch()
+    state = model.encode(src, src_mask, max_steps=tgt.size(1))
+    _, state = model.decode_step(tgt[:, 0], state)
+    cache = state.caches[0]
+    assert cache.data is not None and cache.data.size(3) == tgt.size(1)  # (N, 2, H, P, K)
+    state = state.select(torch.tensor([2, 0, 1]))  # reordering gathers into a spare buffer …
+    storage = {cache.data.data_ptr(), cache.spare.data_ptr()}  # type: ignore[union-attr]
+    for t in range(1, tgt.size(1)):
+        _, state = model.decode_step(tgt[[2, 0, 1], t], state)
+        state = state.select(torch.tensor([2, 0, 1]))
+        # … and the two swap: no torch.cat growth, no new storage at any step.
+        assert {cache.data.data_ptr(), cache.spare.data_ptr()} == storage  # type: ignore[union-attr]
+
+
+@torch.no_grad()
+def test_caches_grow_past_max_steps() -> None:
+    model = tiny()
+    src, src_mask, tgt = random_batch()
+    expected = model(src, src_mask, tgt).log_softmax(-1)
+    state = model.encode(src, src_mask, max_steps=2)
+    for t in range(tgt.size(1)):
+        log_probs, state = model.decode_step(tgt[:, t], state)
+        torch.testing.assert_close(log_probs, expected[:, t], atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_recorded_attention_is_the_weights_of_the_real_attention_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = tiny()
+    captured: list[torch.Tensor] = []
+
+    def capture(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        weights = attention_weights(query, key, mask)
+        captured.append(weights)
+        return weights
+
+    monkeypatch.setattr(transformer, "attention_weights", capture)
+    run = beam_like_decode(model, record_attention=True)
+    state = run["state"]
+    assert isinstance(state, TransformerState) and state.attention is not None
+    num_rows, num_steps = state.attention.shape[:2]
+    assert state.attention.shape == (num_rows, 5, 2, 4, 7)  # (N, t, L, H, S)
+    assert len(captured) == num_steps * 2  # the weights were computed once per layer and step
+    for t, lineage in enumerate(run["lineage"]):  # type: ignore[attr-defined]
+        for layer in range(2):
+            weights = captured[2 * t + layer]  # (M, H, k, S): k rows per sentence
+            per_row = weights.transpose(1, 2).flatten(0, 1)  # (N_t, H, S)
+            assert torch.equal(state.attention[:, t, layer], per_row[lineage])
+    # And they are what a teacher-forced pass over each row's own tokens attends to.
+    steps = run["steps"]
+    _, sentence, history = steps[-1]  # type: ignore[index]
+    src = run["src"]
+    assert isinstance(src, torch.Tensor)
+    for row in range(num_rows):
+        alone_src = src[sentence[row]][src[sentence[row]] != PAD_ID][None]
+        teacher = model.cross_attention(
+            alone_src, torch.ones_like(alone_src, dtype=torch.bool), history[row][None]
+        )
+        length = alone_src.size(1)
+        torch.testing.assert_close(
+            state.attention[row, :, :, :, :length],
+            teacher[0].permute(2, 0, 1, 3),
+            atol=1e-5,
+            rtol=0,
+        )
+
+
+@torch.no_grad()
+def test_without_recording_decoding_uses_the_fused_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny()
+    calls = []
+    monkeypatch.setattr(transformer, "attention_weights", lambda *args: calls.append(args))
+    src, src_mask, tgt = random_batch()
+    state = model.encode(src, src_mask)
+    _, state = model.decode_step(tgt[:, 0], state)
+    assert not calls and state.attention is None
+
+
+def test_old_checkpoints_with_separate_projections_load(tmp_path: Path) -> None:
+    model = tiny()
+    old: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():  # the names before the fused projections
+        if ".qkv_proj." in name:
+            for part, piece in zip(("q_proj", "k_proj", "v_proj"), tensor.chunk(3), strict=True):
+                old[name.replace("qkv_proj", part)] = piece.clone()
+        elif ".kv_proj." in name:
+            for part, piece in zip(("k_proj", "v_proj"), tensor.chunk(2), strict=True):
+                old[name.replace("kv_proj", part)] = piece.clone()
+        else:
+            old[name] = tensor.clone()
+    del old["tgt_embed.weight"], old["generator.weight"]  # tied: stored once
+    assert "decoder_layers.0.cross_attn.q_proj.weight" in old
+    assert not any("qkv_proj" in name or "kv_proj" in name for name in old)
+    save_file(old, tmp_path / "old.safetensors")
+    fresh = tiny(dropout=0.0)
+    with torch.no_grad():
+        for param in fresh.parameters():
+            param.normal_()
+    load_weights(fresh, tmp_path / "old.safetensors")
+    src, src_mask, tgt = random_batch()
+    torch.testing.assert_close(fresh(src, src_mask, tgt), model(src, src_mask, tgt))
+    # A file with only some of the old parts is still refused.
+    del old["encoder_layers.0.self_attn.v_proj.weight"]
+    save_file(old, tmp_path / "partial.safetensors")
+    with pytest.raises(NmtError, match="do not fit"):
+        load_weights(tiny(), tmp_path / "partial.safetensors")
+
+
+# -- options for models made elsewhere (Marian / OPUS-MT) -------------------------------------
+
+
+def test_concatenated_layout_holds_all_sines_then_all_cosines() -> None:
+    d_model = 16
+    table = sinusoidal_positions(100, d_model, layout="concatenated")
+    for pos in (0, 1, 7, 99):
+        for i in range(d_model // 2):
+            angle = pos / 10000 ** (2 * i / d_model)
+            assert table[pos, i].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert table[pos, d_model // 2 + i].item() == pytest.approx(math.cos(angle), abs=1e-6)
+
+
+@torch.no_grad()
+def test_a_table_carried_as_learned_weights_equals_the_computed_one() -> None:
+    computed = tiny(position_layout="concatenated")
+    carried = tiny(positions="learned")
+    state = computed.state_dict()
+    table = sinusoidal_positions(1024, 32, layout="concatenated")
+    state["src_positions.learned.weight"] = table
+    state["tgt_positions.learned.weight"] = table
+    carried.load_state_dict(state)
+    src, src_mask, tgt = random_batch()
+    torch.testing.assert_close(carried(src, src_mask, tgt), computed(src, src_mask, tgt))
+    # The layout matters: the paper's interleaved table gives other logits.
+    interleaved = tiny()
+    interleaved.load_state_dict(computed.state_dict())
+    assert not torch.allclose(
+        interleaved(src, src_mask, tgt), computed(src, src_mask, tgt), atol=1e-3
+    )
+
+
+@pytest.mark.parametrize(
+    ("activation", "function"), [("relu", F.relu), ("swish", F.silu), ("gelu", F.gelu)]
+)
+def test_feed_forward_activation(
+    activation: str, function: Callable[[torch.Tensor], torch.Tensor]
+) -> None:
+    model = tiny(activation=activation)
+    ffn = model.encoder_layers[0].feed_forward
+    x = torch.randn(2, 3, 32)
+    torch.testing.assert_close(ffn(x), ffn.w_2(function(ffn.w_1(x))))
+
+
+@torch.no_grad()
+def test_output_bias_is_added_to_the_logits() -> None:
+    model = tiny(output_bias=True)
+    assert "output_bias" in model.state_dict()
+    src, src_mask, tgt = random_batch()
+    before = model(src, src_mask, tgt)
+    assert model.output_bias is not None
+    model.output_bias.copy_(torch.randn(VOCAB))
+    torch.testing.assert_close(model(src, src_mask, tgt), before + model.output_bias)
+    assert "output_bias" not in tiny().state_dict()
+
+
+def test_encoder_and_decoder_depths() -> None:
+    model = tiny(num_layers=2, encoder_layers=1, decoder_layers=3)
+    assert (len(model.encoder_layers), len(model.decoder_layers)) == (1, 3)
+    src, src_mask, tgt = random_batch()
+    assert model.cross_attention(src, src_mask, tgt).shape == (3, 3, 4, 6, 7)
+    same = tiny(num_layers=2)
+    assert (len(same.encoder_layers), len(same.decoder_layers)) == (2, 2)
+
+
+def test_embeddings_unscaled_when_asked() -> None:
+    model = tiny(scale_embedding=False)
+    tokens = torch.tensor([[5, 6]])
+    captured = {}
+
+    def capture(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        captured["x"] = args[0]
+
+    handle = model.encoder_layers[0].register_forward_pre_hook(capture)
+    model.encoder(tokens, torch.ones_like(tokens, dtype=torch.bool))
+    handle.remove()
+    torch.testing.assert_close(
+        captured["x"], model.src_embed(tokens) + model.src_positions.table[:2]
+    )
+
+
+def test_special_ids_are_the_models_own() -> None:
+    config = TransformerConfig(
+        num_layers=1, d_model=32, d_ff=64, num_heads=4, pad_id=VOCAB - 1, bos_id=VOCAB - 1, eos_id=0
+    )
+    model = build_model(config, VOCAB)
+    assert (model.pad_id, model.bos_id, model.eos_id) == (VOCAB - 1, VOCAB - 1, 0)
+    assert model.src_embed.padding_idx == VOCAB - 1
+    assert torch.all(model.src_embed.weight[VOCAB - 1] == 0)
+    assert model.src_embed.weight[PAD_ID].abs().sum() > 0
+    default = build_model(TransformerConfig(num_layers=1, d_model=32, d_ff=64, num_heads=4), VOCAB)
+    assert (default.pad_id, default.bos_id, default.eos_id) == (PAD_ID, BOS_ID, EOS_ID)
+    with pytest.raises(NmtError, match="eos_id"):
+        build_model(
+            TransformerConfig(num_layers=1, d_model=32, d_ff=64, num_heads=4, eos_id=VOCAB), VOCAB
+        )

@@ -1,14 +1,18 @@
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from nmt.config import load_config
 from nmt.errors import NmtError
-from nmt.models.store import load_model_dir
+from nmt.models.build import build_model
+from nmt.models.store import atomic_write_text, load_model_dir, write_model_dir
 from nmt.training.average import average_checkpoints
-from nmt.training.checkpoint import checkpoint_dirs
+from nmt.training.checkpoint import checkpoint_dirs, load_checkpoint, time_save_due
+from nmt.training.metrics import read_metrics
 from nmt.training.train import period_crossed, train
 
 from .helpers import write_config
@@ -64,10 +68,17 @@ def test_averaging_two_checkpoints_gives_their_mean(trained_run: Path, tmp_path:
     )
 
 
-def test_averaging_more_checkpoints_than_kept_is_refused(trained_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(NmtError, match="3 available"):
-        average_checkpoints(trained_run, last=4, out_dir=tmp_path / "avg")
-    assert not (tmp_path / "avg").exists()
+def test_averaging_more_checkpoints_than_exist_takes_all_and_says_so(
+    trained_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A time budget that ended early on a slow machine must still end with a model.
+    chosen = average_checkpoints(trained_run, last=10, out_dir=tmp_path / "avg")
+    assert chosen == checkpoint_dirs(trained_run)
+    assert "asked to average 10 checkpoints, 3 available: averaging those 3" in caplog.text
+    assert (tmp_path / "avg" / "model.safetensors").is_file()
+    with pytest.raises(NmtError, match="at least 1"):
+        average_checkpoints(trained_run, last=0, out_dir=tmp_path / "none")
+    assert not (tmp_path / "none").exists()
 
 
 def test_corrupt_checkpoint_is_refused(trained_run: Path, tmp_path: Path) -> None:
@@ -88,6 +99,11 @@ def test_weights_from_another_config_are_refused(trained_run: Path, tmp_path: Pa
     shutil.copytree(checkpoint_dirs(trained_run)[-1], other)
     config = (other / "config.yaml").read_text().replace("d_ff: 64", "d_ff: 96")
     (other / "config.yaml").write_text(config)
+    with pytest.raises(NmtError, match=r"another architecture .*d_ff 96 \(trained with 64\)"):
+        load_model_dir(other)
+    # Weights without the architecture record (older files): the shapes still decide.
+    weights = other / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights))
     with pytest.raises(NmtError, match="another config"):
         load_model_dir(other)
 
@@ -168,3 +184,146 @@ def test_bfloat16_training_keeps_float32_weights(toy_corpus: Path, tmp_path: Pat
     train(load_config(config))
     weights = load_file(str(checkpoint_dirs(tmp_path / "run")[-1] / "model.safetensors"))
     assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+
+
+def copy_run(run: Path, folder: Path, toy_corpus: Path, **training: object) -> Path:
+    """A copy of ``run`` and a config that continues it in the copy."""
+    shutil.copytree(run, folder / "run")
+    settings = {"max_steps": 15, **training}
+    return write_config(folder / "c.yaml", toy_corpus, folder / "run", training=settings)
+
+
+def test_leftovers_of_a_killed_save_are_removed_on_the_next_start(
+    trained_run: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
+    config = copy_run(trained_run, tmp_path, toy_corpus)
+    run = tmp_path / "run"
+    leftovers = [
+        run / "checkpoints" / ".step-00000020.k2j3h4",
+        run / ".best.x8y7z6",
+        run / ".metrics.jsonl.abc.tmp",
+    ]
+    for path in leftovers[:2]:
+        path.mkdir()
+        (path / "model.safetensors").write_bytes(b"half")
+    leftovers[2].write_text("{}")
+    train(load_config(config))  # already at max_steps: sets up, trains nothing
+    assert not [p for p in leftovers if p.exists()]
+    assert [p.name for p in checkpoint_dirs(run)] == [p.name for p in checkpoint_dirs(trained_run)]
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_previous_one(
+    trained_run: Path, toy_corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = copy_run(trained_run, tmp_path, toy_corpus)
+    run = tmp_path / "run"
+    newest = run / "checkpoints" / "step-00000015"
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    train(load_config(config))
+    assert "falling back to the previous checkpoint" in caplog.text
+    assert "step-00000010" in caplog.text
+    # Set aside under a name that neither resume nor `nmt average` takes, and redone exactly.
+    assert (run / "checkpoints" / "unreadable-step-00000015").is_dir()
+    again = load_file(str(weights))
+    original = load_file(str(trained_run / "checkpoints" / "step-00000015" / "model.safetensors"))
+    assert again.keys() == original.keys()
+    assert all(torch.equal(again[k], original[k]) for k in again)
+
+
+def test_a_torn_last_metrics_line_does_not_block_resuming(
+    trained_run: Path, toy_corpus: Path, tmp_path: Path
+) -> None:
+    config = copy_run(trained_run, tmp_path, toy_corpus, max_steps=16)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write('{"split": "train", "step": 16, "lo')  # a kill in the middle of an append
+    train(load_config(config))
+    steps = [r["step"] for r in read_metrics(metrics) if r["split"] == "train"]
+    assert steps == list(range(1, 17))
+
+
+def test_damaged_metrics_before_the_last_line_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"ste\n{"step": 3}\n')
+    with pytest.raises(NmtError, match=r"metrics\.jsonl:2: not a JSON record"):
+        read_metrics(path)
+
+
+def test_resume_honours_the_configs_adam_betas_and_eps(trained_run: Path) -> None:
+    newest = checkpoint_dirs(trained_run)[-1]
+    config = load_config(newest / "config.yaml")
+    model = build_model(config.model, 60)
+    optimizer = torch.optim.Adam(model.parameters(), betas=(0.8, 0.95), eps=1e-6)
+    load_checkpoint(newest, model=model, optimizer=optimizer)
+    [group] = optimizer.param_groups
+    assert (tuple(group["betas"]), group["eps"]) == ((0.8, 0.95), 1e-6)
+    # The moments themselves are the checkpoint's.
+    assert all("exp_avg" in optimizer.state[p] for p in model.parameters())
+
+
+def test_weights_whose_config_now_names_other_heads_are_refused(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    # 4 heads or 2 heads of d_model 32: every shape fits, the function is another one.
+    other = tmp_path / "run" / "checkpoints" / "step-00000001"
+    shutil.copytree(checkpoint_dirs(trained_run)[-1], other)
+    config = (other / "config.yaml").read_text().replace("num_heads: 4", "num_heads: 2")
+    (other / "config.yaml").write_text(config)
+    with pytest.raises(NmtError, match=r"another architecture .*num_heads 2 \(trained with 4\)"):
+        load_model_dir(other)
+    with pytest.raises(NmtError, match="another architecture"):
+        average_checkpoints(tmp_path / "run", last=1, out_dir=tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
+
+
+def test_time_saves_cover_the_end_of_a_budget() -> None:
+    # A 10-minute budget, keep_last 5: in the last 2 minutes, a checkpoint every 24 s at least.
+    due = time_save_due(elapsed_seconds=479.0, last_saved_seconds=0.0, max_minutes=10, keep_last=5)
+    assert not due  # before the final share
+    assert time_save_due(
+        elapsed_seconds=481.0, last_saved_seconds=457.0, max_minutes=10, keep_last=5
+    )
+    assert not time_save_due(
+        elapsed_seconds=500.0, last_saved_seconds=490.0, max_minutes=10, keep_last=5
+    )
+    assert not time_save_due(
+        elapsed_seconds=1e9, last_saved_seconds=0.0, max_minutes=None, keep_last=5
+    )
+
+
+def test_every_published_file_is_flushed_before_its_rename(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync(content) -> rename -> fsync(parent directory), for files and directories."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("replace", os.fspath(src)))
+        real_replace(src, dst)
+        events.append(("renamed", os.fspath(dst)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    loaded = load_model_dir(checkpoint_dirs(trained_run)[-1])
+    atomic_write_text(tmp_path / "a.txt", "text")
+    write_model_dir(
+        tmp_path / "model",
+        config=loaded.config,
+        tokenizer_path=trained_run / "tokenizer.model",
+        model=loaded.model,
+    )
+    renames = [i for i, (kind, _) in enumerate(events) if kind == "replace"]
+    assert len(renames) == 2
+    for i in renames:
+        src, dst = events[i][1], events[i + 1][1]
+        flushed = {path for kind, path in events[:i] if kind == "fsync"}
+        assert src in flushed, src
+        if os.path.isdir(dst):  # every file inside was flushed too
+            assert {os.path.join(src, name) for name in os.listdir(dst)} <= flushed
+        assert events[i + 2] == ("fsync", os.path.dirname(dst))

@@ -32,6 +32,7 @@ from nmt.data.corpus.debian import Deb
 from nmt.data.corpus.report import FetchReport, SourceReport
 from nmt.data.corpus.source import Extracted, Pair, Source, normalise
 from nmt.errors import NmtError
+from nmt.durable import publish
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def write_corpus(out_dir: Path, split: Split, sources_md: str) -> None:
         (tmp / "SOURCES.md").write_text(sources_md, encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp's folder is private; the corpus is not
         if not out_dir.exists():
-            os.replace(tmp, out_dir)
+            publish(tmp, out_dir)
             return
         for path in sorted(tmp.iterdir()):
             os.replace(path, out_dir / path.name)

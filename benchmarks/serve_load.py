@@ -1,0 +1,239 @@
+"""Load test of `nmt serve`: many clients at once, against offline translation of the same
+sentences and against the same server with batching switched off.
+
+Everything runs on this machine, on 127.0.0.1: the script starts each server itself, drives it
+with ``--clients`` concurrent clients (asyncio + httpx, one sentence per request, each client
+sending its next request when the last is answered) for ``--seconds`` after a short warm-up,
+then stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
+requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ from the offline
+ones, and the server's resident memory (peak after the warm-up and at the end: flat means no
+leak). The offline reference is ``translate_file`` (what `nmt translate` runs) on the same
+sentences in this process, before any server starts.
+
+    .venv/bin/python benchmarks/serve_load.py runs/quickstart/averaged --src data/de-en/test.en
+    .venv/bin/python benchmarks/serve_load.py MODEL --clients 5 --seconds 5   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from nmt.data.parallel import iter_lines
+
+HOST = "127.0.0.1"  # loopback only: the load never leaves this machine
+MAX_REQUESTS_PER_CLIENT = 100_000  # a bound besides the time limit
+
+
+@dataclass
+class Load:
+    """What the clients saw in one measured run."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # of answered requests, seconds
+    errors: int = 0
+    mismatches: int = 0  # answers that differ from the offline translation
+    sent: int = 0
+
+
+@dataclass
+class Run:
+    name: str
+    load: Load
+    rss_loaded_mb: float
+    peak_after_warmup_mb: float
+    peak_end_mb: float
+    rss_end_mb: float
+
+
+# -- the server process ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB: its resident memory now and at its peak (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024  # kB → MB
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def start_server(model: Path, flags: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "nmt.cli", "serve", str(model), "--host", HOST]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), *flags], stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited ({process.returncode}); see {log}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"the server did not start within 300 s; see {log}")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# -- the clients -------------------------------------------------------------------------------
+
+
+async def drive(
+    url: str, sentences: list[str], expected: list[str], *, clients: int, seconds: float
+) -> Load:
+    """``clients`` closed-loop clients for ``seconds``; client c sends sentences c, c + clients…"""
+    load = Load()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+        end = time.monotonic() + seconds
+
+        async def client(c: int) -> None:
+            for n in range(MAX_REQUESTS_PER_CLIENT):
+                if time.monotonic() >= end:
+                    return
+                i = (c + n * clients) % len(sentences)
+                load.sent += 1
+                started = time.monotonic()
+                try:
+                    response = await http.post("/v1/translate", json={"texts": [sentences[i]]})
+                    response.raise_for_status()
+                    text = response.json()["translations"][0]["text"]
+                except (httpx.HTTPError, KeyError, ValueError):
+                    load.errors += 1
+                    continue
+                load.latencies.append(time.monotonic() - started)
+                load.mismatches += text != expected[i]
+
+        started = time.monotonic()
+        await asyncio.gather(*(client(c) for c in range(clients)))
+        load.seconds = time.monotonic() - started
+    return load
+
+
+def measure(
+    name: str,
+    model: Path,
+    flags: list[str],
+    sentences: list[str],
+    expected: list[str],
+    args: argparse.Namespace,
+) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        process, url = start_server(model, flags, Path(tmp) / "server.log")
+        try:
+            rss_loaded, _ = memory_mb(process.pid)
+            asyncio.run(drive(url, sentences, expected, clients=args.clients, seconds=args.warmup))
+            _, peak_after_warmup = memory_mb(process.pid)
+            load = asyncio.run(
+                drive(url, sentences, expected, clients=args.clients, seconds=args.seconds)
+            )
+            rss_end, peak_end = memory_mb(process.pid)
+        finally:
+            stop_server(process)
+    return Run(name, load, rss_loaded, peak_after_warmup, peak_end, rss_end)
+
+
+# -- offline -----------------------------------------------------------------------------------
+
+
+def offline(model: Path, sentences: list[str]) -> tuple[list[str], float]:
+    """`nmt translate`'s code (translate_file) over the sentences: outputs and sentences/s."""
+    from nmt.decoding.files import translate_file
+    from nmt.decoding.translator import Translator
+
+    translator = Translator.load(model)
+    translator.translate(sentences[:32])  # warm-up, as the servers get theirs
+    with tempfile.TemporaryDirectory() as tmp:
+        src, hyp = Path(tmp) / "src.txt", Path(tmp) / "hyp.txt"
+        src.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+        started = time.perf_counter()
+        translate_file(translator, input_path=src, output_path=hyp, progress=False)
+        seconds = time.perf_counter() - started
+        outputs = hyp.read_text(encoding="utf-8").splitlines()
+    return outputs, len(sentences) / seconds
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="model directory")
+    parser.add_argument("--src", type=Path, default=Path("data/de-en/test.en"))
+    parser.add_argument("--sentences", type=int, default=1000, help="first N lines of --src")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds, not measured")
+    args = parser.parse_args()
+    sentences = [s for s in iter_lines(args.src) if s.strip()][: args.sentences]
+
+    expected, offline_rate = offline(args.model, sentences)
+    runs = [
+        measure("server, batched", args.model, [], sentences, expected, args),
+        measure("server, batching off", args.model, ["--no-batching"], sentences, expected, args),
+    ]
+
+    print(
+        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model "
+        f"{args.model}; {len(sentences)} sentences of {args.src}; {args.clients} clients × "
+        f"{args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up), one sentence a request\n"
+    )
+    print(
+        "| run | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors | differ from "
+        "offline | RSS loaded MB | peak RSS after warm-up MB | peak RSS at end MB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| offline (translate_file) | | {offline_rate:.1f} | | | | | | | | |")
+    for run in runs:
+        load, ms = run.load, [s * 1000 for s in run.load.latencies]
+        rate = len(load.latencies) / load.seconds
+        print(
+            f"| {run.name} | {rate:.1f} | {rate:.1f} | {percentile(ms, 50):.0f} | "
+            f"{percentile(ms, 95):.0f} | {percentile(ms, 99):.0f} | {load.errors} | "
+            f"{load.mismatches} | {run.rss_loaded_mb:.0f} | {run.peak_after_warmup_mb:.0f} | "
+            f"{run.peak_end_mb:.0f} |"
+        )
+    batched, unbatched = (len(r.load.latencies) / r.load.seconds for r in runs)
+    print(
+        f"\nbatched server: {batched / offline_rate:.0%} of offline sentences/s, "
+        f"{batched / unbatched:.1f}× the unbatched server; requests sent "
+        f"{runs[0].load.sent}, answered {len(runs[0].load.latencies)}, errors {runs[0].load.errors}"
+    )
+
+
+if __name__ == "__main__":
+    main()

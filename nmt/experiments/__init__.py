@@ -1,0 +1,1 @@
+"""The paper's experiments as commands: `nmt experiment table3`."""

@@ -1,0 +1,1 @@
+"""Interchange with other toolkits: model formats in and out of nmt."""

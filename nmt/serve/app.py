@@ -1,0 +1,266 @@
+"""The HTTP service: FastAPI routes over one batching worker, run by uvicorn.
+
+Routes: ``POST /v1/translate``, ``GET /health``, ``GET /v1/model``, the attention page at ``/``,
+OpenAPI at ``/docs`` and ``/openapi.json``. The event loop parses, checks limits (counting
+subwords with the tokenizer, which is quick) and awaits the worker; it never runs the model.
+
+Shutdown (SIGTERM or Ctrl-C): uvicorn stops accepting connections and waits for the requests in
+flight; then the lifespan's exit stops the worker, which first translates everything queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
+from safetensors import safe_open
+
+from nmt.config import DecodingConfig, load_config
+from nmt.data.tokenizer import Tokenizer, load_tokenizer
+from nmt.decoding.translator import Translation
+from nmt.errors import NmtError
+from nmt.serve.limits import (
+    BodySizeLimit,
+    LimitExceeded,
+    ServeSettings,
+    check_beam_size,
+    check_sizes,
+    check_subwords,
+)
+from nmt.serve.schema import (
+    AttentionMap,
+    Health,
+    Hypothesis,
+    ModelInfo,
+    TranslateRequest,
+    TranslateResponse,
+    TranslationResult,
+)
+from nmt.serve.worker import BatchingWorker, NbestTranslator, ShuttingDown
+
+log = logging.getLogger(__name__)
+
+EOS_PIECE = "</s>"  # how the page and the attention maps label the end of a sentence
+WEIGHT_DECIMALS = 4  # attention weights in responses: enough to draw, a third of the bytes
+
+
+def create_app(
+    translator: NbestTranslator,
+    *,
+    tokenizer: Tokenizer,
+    info: ModelInfo,
+    settings: ServeSettings | None = None,
+) -> FastAPI:
+    """The FastAPI app for ``translator``; its worker thread runs while the app's lifespan does."""
+    settings = settings or ServeSettings()
+    limits = settings.limits
+    info = info.model_copy(update={"server": settings})
+    defaults = info.decoding
+    worker = BatchingWorker(
+        translator,
+        batching=settings.batching,
+        max_wait=settings.max_wait_ms / 1000,
+        batch_tokens=settings.batch_tokens or defaults.max_tokens,
+    )
+    page = resources.files("nmt.serve").joinpath("page", "index.html").read_text("utf-8")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker.start()
+        yield
+        await asyncio.to_thread(worker.stop)  # translates what is queued, then ends
+
+    app = FastAPI(
+        title="nmt",
+        summary=f"Translate {info.src_lang} → {info.tgt_lang} with the model in {info.model_dir}",
+        lifespan=lifespan,
+    )
+    app.state.worker = worker
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(LimitExceeded)
+    async def limit_exceeded(request: Request, exc: LimitExceeded) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's shape without "input": a client's own (maybe huge) body is not echoed back.
+        errors = [{k: e[k] for k in ("type", "loc", "msg")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.post("/v1/translate", response_model_exclude_none=True)
+    async def translate(request: TranslateRequest) -> TranslateResponse:
+        """Translate ``texts`` with the given decoding options (the rest: the model's)."""
+        check_sizes(request.texts, limits)
+        nonblank = [text for text in request.texts if text.strip()]
+        lengths = [len(ids) for ids in tokenizer.encode_batch(nonblank)] if nonblank else []
+        check_subwords(lengths, limits)
+        if request.attention and info.engine != "nmt":
+            msg = f"the {info.engine} engine returns no attention weights; serve with --engine nmt"
+            raise HTTPException(
+                422, [{"type": "value_error", "loc": ["body", "attention"], "msg": msg}]
+            )
+        options = merged_options(defaults, request.given_options())
+        if not options.sampling:
+            check_beam_size(options.beam_size, limits)
+        try:
+            future = worker.submit(
+                request.texts,
+                options,
+                attention=request.attention,
+                num_tokens=sum(lengths) + len(lengths),  # + an EOS each
+            )
+        except ShuttingDown as exc:
+            raise HTTPException(503, str(exc)) from None
+        try:
+            results = await asyncio.wrap_future(future)
+        except NmtError as exc:
+            detail = [{"type": "value_error", "loc": ["body"], "msg": str(exc)}]
+            raise HTTPException(422, detail) from None
+        except Exception as exc:  # logged by the worker; the server goes on
+            raise HTTPException(500, f"translation failed: {type(exc).__name__}: {exc}") from None
+        return TranslateResponse(
+            translations=[result_of(nbest, attention=request.attention) for nbest in results]
+        )
+
+    @app.get("/health")
+    async def health() -> Health:
+        return Health(
+            status="stopping" if worker.stopping else "ok",
+            in_flight=worker.stats.in_flight,
+            queued=worker.queued,
+            requests=worker.stats.requests,
+            batches=worker.stats.batches,
+        )
+
+    @app.get("/v1/model")
+    async def model() -> ModelInfo:
+        return info
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return page
+
+    return app
+
+
+def merged_options(defaults: DecodingConfig, given: dict[str, Any]) -> DecodingConfig:
+    """The server's defaults with a request's options, validated together by DecodingConfig
+    (so nbest > beam_size fails although each value alone is in range)."""
+    try:
+        return DecodingConfig.model_validate({**defaults.model_dump(), **given})
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        ) from None
+
+
+def result_of(nbest: list[Translation], *, attention: bool) -> TranslationResult:
+    best = nbest[0]
+    return TranslationResult(
+        text=best.text,
+        score=best.score,
+        truncated=best.truncated,
+        hypotheses=[
+            Hypothesis(
+                text=t.text,
+                score=t.score,
+                attention=attention_map(t) if attention else None,
+            )
+            for t in nbest
+        ],
+    )
+
+
+def attention_map(translation: Translation) -> AttentionMap | str:
+    """The translation's attention as JSON lists, its pieces labelled; "none" without one."""
+    if translation.attention is None:
+        return "none"
+    src_pieces = [*translation.src_pieces, EOS_PIECE]
+    tgt_pieces = [*translation.tgt_pieces, EOS_PIECE]
+    weights = translation.attention
+    assert weights.shape[-2:] == (len(tgt_pieces), len(src_pieces)), weights.shape
+    return AttentionMap(
+        src_pieces=src_pieces,
+        tgt_pieces=tgt_pieces,
+        # float64 first: a rounded float32 prints as 0.037700001150369644.
+        weights=weights.double().round(decimals=WEIGHT_DECIMALS).tolist(),
+    )
+
+
+# -- building the server from a model directory ----------------------------------------------
+
+
+def model_info(model_dir: Path, *, engine: str, device: str) -> ModelInfo:
+    """What GET /v1/model says, read from the model directory's files."""
+    from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
+    config = load_config(model_dir / CONFIG_FILE)
+    with safe_open(str(model_dir / WEIGHTS_FILE), framework="pt") as f:
+        # Tied matrices are stored once, so this counts each parameter once.
+        parameters = 0
+        for name in f.keys():  # noqa: SIM118 (a safetensors handle is not a dict)
+            size = 1
+            for dim in f.get_slice(name).get_shape():
+                size *= dim
+            parameters += size
+    return ModelInfo(
+        model_dir=str(model_dir),
+        engine=engine,
+        device=device,
+        architecture=config.model.model_dump(mode="json"),
+        parameters=parameters,
+        src_lang=config.data.src_lang,
+        tgt_lang=config.data.tgt_lang,
+        vocab_size=load_tokenizer(model_dir).vocab_size,
+        training_step=_training_step(model_dir),
+        decoding=config.decoding,
+    )
+
+
+def _training_step(model_dir: Path) -> int | None:
+    """The step a checkpoint recorded (trainer.json); best/ and averaged models have none."""
+    from nmt.training.checkpoint import TRAINER_FILE
+
+    try:
+        record = json.loads((model_dir / TRAINER_FILE).read_text(encoding="utf-8"))
+        return int(record["trainer"]["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def serve(
+    model_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    engine: str = "nmt",
+    device: str = "cpu",
+    int8: bool = False,
+    settings: ServeSettings | None = None,
+) -> None:
+    """Load the model and serve it until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from nmt.decoding.engines import load_translator
+    from nmt.models.store import resolve_model_dir
+
+    model_dir = resolve_model_dir(Path(model_dir))
+    translator = load_translator([model_dir], engine=engine, int8=int8, device=device)
+    info = model_info(model_dir, engine=engine, device=device)
+    tokenizer = load_tokenizer(model_dir)
+    app = create_app(translator, tokenizer=tokenizer, info=info, settings=settings)
+    log.info("serving %s on http://%s:%d (the page at /, the API at /docs)", model_dir, host, port)
+    # log_config=None: keep the CLI's logging set-up; uvicorn's access log stays on.
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=None)

@@ -1,0 +1,176 @@
+"""What one request may ask of the server (and how it batches), and the errors that name the
+limit a request crossed.
+
+Sizes (body bytes, texts per request, characters and subwords per text) are answered with 413
+Content Too Large; an option beyond what the server allows (the beam size) with 422, like any
+other option out of range. Every such error has the shape of FastAPI's validation errors plus
+the limit's name and value, so a client handles one format::
+
+    {"detail": [{"type": "limit_exceeded", "loc": ["body", "texts", 3],
+                 "msg": "text 3 has 2,412 characters; the limit is 2,000",
+                 "limit": "max_chars", "value": 2000}]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Limits(BaseModel):
+    """The server's limits per request; each is a flag of `nmt serve` (``--max-chars`` ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_chars: int = Field(2000, ge=1)
+    """Characters per text."""
+    max_subwords: int = Field(256, ge=1)
+    """Subword tokens per text. A text within it but longer than the model's own limit is
+    translated in part, and its result says ``"truncated": true``."""
+    max_texts: int = Field(64, ge=1)
+    """Texts per request."""
+    max_body_bytes: int = Field(1_000_000, ge=1)
+    """Bytes of one request body."""
+    max_beam_size: int = Field(16, ge=1)
+    """Beam size a request may ask for (beam search's cost grows with it)."""
+
+
+class ServeSettings(BaseModel):
+    """How the server batches and what it accepts (flags of `nmt serve`; GET /v1/model shows
+    them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batching: bool = True
+    """Coalesce concurrent requests into one model call; False: one request per call."""
+    max_wait_ms: float = Field(5.0, ge=0.0)
+    """How long a lone request waits for others to share its batch."""
+    batch_tokens: int | None = Field(None, ge=1)
+    """Source tokens gathered into one model call; None: the model's decoding.max_tokens."""
+    limits: Limits = Limits()
+
+
+class LimitExceeded(HTTPException):
+    """A request beyond one of the server's :class:`Limits`.
+
+    An HTTPException, so that FastAPI passes it through unchanged when it is raised while the
+    body is read (it turns any other exception there into a 400).
+    """
+
+    def __init__(
+        self, *, limit: str, value: int, msg: str, loc: tuple[str | int, ...], status_code: int
+    ) -> None:
+        super().__init__(status_code=status_code, detail=msg)
+        self.limit, self.value, self.msg, self.loc = limit, value, msg, loc
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "detail": [
+                {
+                    "type": "limit_exceeded",
+                    "loc": list(self.loc),
+                    "msg": self.msg,
+                    "limit": self.limit,
+                    "value": self.value,
+                }
+            ]
+        }
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status_code)
+
+
+def body_too_large(max_bytes: int, size: str) -> LimitExceeded:
+    return LimitExceeded(
+        limit="max_body_bytes",
+        value=max_bytes,
+        msg=f"the request body has {size} bytes; the limit is {max_bytes:,}",
+        loc=("body",),
+        status_code=413,
+    )
+
+
+def check_sizes(texts: list[str], limits: Limits) -> None:
+    """Texts per request and characters per text (subwords need the tokenizer: see
+    :func:`check_subwords`)."""
+    if len(texts) > limits.max_texts:
+        raise LimitExceeded(
+            limit="max_texts",
+            value=limits.max_texts,
+            msg=f"the request has {len(texts):,} texts; the limit is {limits.max_texts:,}",
+            loc=("body", "texts"),
+            status_code=413,
+        )
+    for i, text in enumerate(texts):
+        if len(text) > limits.max_chars:
+            raise LimitExceeded(
+                limit="max_chars",
+                value=limits.max_chars,
+                msg=f"text {i} has {len(text):,} characters; the limit is {limits.max_chars:,}",
+                loc=("body", "texts", i),
+                status_code=413,
+            )
+
+
+def check_subwords(lengths: list[int], limits: Limits) -> None:
+    """Subword tokens per text, given each text's length in subwords."""
+    for i, length in enumerate(lengths):
+        if length > limits.max_subwords:
+            raise LimitExceeded(
+                limit="max_subwords",
+                value=limits.max_subwords,
+                msg=f"text {i} has {length:,} subwords; the limit is {limits.max_subwords:,}",
+                loc=("body", "texts", i),
+                status_code=413,
+            )
+
+
+def check_beam_size(beam_size: int, limits: Limits) -> None:
+    if beam_size > limits.max_beam_size:
+        raise LimitExceeded(
+            limit="max_beam_size",
+            value=limits.max_beam_size,
+            msg=f"beam size {beam_size} is more than this server allows ({limits.max_beam_size})",
+            loc=("body", "beam_size"),
+            status_code=422,
+        )
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuse a request body over ``max_bytes`` before it is all read.
+
+    A declared Content-Length over the limit is answered at once; a chunked body is counted as
+    it arrives and refused when it passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await body_too_large(self.max_bytes, f"{int(declared):,}").response()(
+                scope, receive, send
+            )
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise body_too_large(self.max_bytes, f"more than {self.max_bytes:,}")
+            return message
+
+        await self.app(scope, counting_receive, send)

@@ -1,0 +1,69 @@
+"""Arithmetic of the training step: autocast, float16 loss scaling, TF32, torch.compile.
+
+Weights, Adam's moments and the loss stay float32 whatever ``training.precision`` says; only
+the matmuls of the forward and backward passes run in bfloat16 or float16 under autocast.
+float16's narrow exponent makes small gradients underflow, so its loss is multiplied by a
+dynamic scale before backward (torch.amp.GradScaler): an update whose gradients overflow is
+skipped and the scale halved; after 2,000 clean updates the scale doubles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from nmt.training.loss import LossSums, label_smoothed_loss
+
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+ForwardLoss = Callable[[Tensor, Tensor, Tensor, Tensor], LossSums]
+
+
+def configure_matmul_precision(device: torch.device, precision: str) -> None:
+    """float32 on a GPU: let matmuls use TF32 tensor cores (float32 range, 10-bit mantissa
+    products, float32 sums), several times faster on Ampere and later at no cost in training."""
+    if device.type == "cuda" and precision == "float32":
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+
+
+def forward_loss(
+    model: nn.Module,
+    *,
+    device_type: str,
+    precision: str,
+    label_smoothing: float,
+    pad_id: int,
+    compile: bool = False,
+    compile_backend: str = "inductor",
+) -> ForwardLoss:
+    """``(src, src_mask, tgt_in, tgt_out) -> LossSums`` for ``model``, under autocast as
+    ``precision`` asks; with ``compile``, the model goes through torch.compile (shapes vary from
+    batch to batch, so they are compiled as dynamic from the start)."""
+    dtype, enabled = AUTOCAST_DTYPES.get(precision), precision in AUTOCAST_DTYPES
+    if compile:
+        # The model's forward (and so its backward): the loss counts tokens into a Python int,
+        # which would cut a compiled graph in two, and costs little next to the model.
+        model = torch.compile(model, dynamic=True, backend=compile_backend)  # type: ignore[assignment]
+
+    def step(src: Tensor, src_mask: Tensor, tgt_in: Tensor, tgt_out: Tensor) -> LossSums:
+        with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+            logits = model(src, src_mask, tgt_in)
+        return label_smoothed_loss(logits, tgt_out, epsilon=label_smoothing, pad_id=pad_id)
+
+    return step
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """The loss scaler: active for float16 only (elsewhere every call passes through)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "float16")
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> bool:
+    """Unscale, step unless the gradients hold inf/NaN, update the scale; True when skipped."""
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    # GradScaler lowers its scale exactly when it found an overflow and skipped the step.
+    return scaler.is_enabled() and scaler.get_scale() < scale

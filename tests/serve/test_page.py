@@ -1,0 +1,136 @@
+"""The page at / in a real browser: Debian's Chromium driven by Playwright, against a real
+`nmt serve` of the trained test model. It types, translates, checks the output against the
+CLI's and the heatmap against the API's weights, hovers, and saves docs/serve-page.png."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serve.conftest import Server, cli_translate
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # the tests may run as root (CI does)
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "serve-page.png"
+SENTENCE = "the big dog sees a small red house"
+HEAD = 1  # the head the test picks (not the first: a page that always drew head 0 would pass)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"the browser test needs Chromium at {CHROMIUM}; `make test` installs Debian's "
+            "package (apt-get install chromium) when it is missing",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        yield chromium
+        chromium.close()
+
+
+def alpha(background: str) -> float:
+    """The alpha of an inline ``rgba(r, g, b, a)`` background; 0 when there is none."""
+    match = re.search(r"rgba\([^)]*,\s*([\d.]+)\)", background)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_the_page_translates_and_shows_where_attention_looks(
+    browser: Any, server: Server, trained_model_dir: Path
+) -> None:
+    expected = cli_translate(trained_model_dir, [SENTENCE], "--beam-size", "4")[0]
+    api = httpx.post(
+        f"{server.url}/v1/translate",
+        json={"texts": [SENTENCE], "beam_size": 4, "attention": True},
+        timeout=60,
+    ).json()
+    attention = api["translations"][0]["hypotheses"][0]["attention"]
+    num_tgt, num_src = len(attention["tgt_pieces"]), len(attention["src_pieces"])
+    last_layer = attention["weights"][-1]  # the page opens on the last layer
+
+    page = browser.new_page(viewport={"width": 1000, "height": 900}, device_scale_factor=1)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{server.url}/")
+    page.wait_for_function("document.getElementById('beam').options.length > 0")
+    page.fill("#source", SENTENCE)
+    page.select_option("#beam", "4")
+    page.click("#translate")
+    page.wait_for_selector("#heatmap rect.cell")
+
+    # The output is the CLI's translation, word for word.
+    assert expected
+    assert page.inner_text("#output") == expected
+
+    # Head 2: |target| × |source| cells, each the weight the API returned for that head.
+    page.click(f'.thumb[data-head="{HEAD}"]')
+    cells = page.eval_on_selector_all(
+        "#heatmap rect.cell", "els => els.map(e => [+e.dataset.t, +e.dataset.s, +e.dataset.w])"
+    )
+    assert len(cells) == num_tgt * num_src
+    assert {(t, s) for t, s, _ in cells} == {(t, s) for t in range(num_tgt) for s in range(num_src)}
+    for t, s, w in cells:
+        assert w == pytest.approx(last_layer[HEAD][t][s], abs=1e-3)
+
+    # The mean over heads is the mean.
+    page.click('.thumb[data-head="mean"]')
+    for t, s, w in page.eval_on_selector_all(
+        "#heatmap rect.cell", "els => els.map(e => [+e.dataset.t, +e.dataset.s, +e.dataset.w])"
+    ):
+        mean = sum(head[t][s] for head in last_layer) / len(last_layer)
+        assert w == pytest.approx(mean, abs=1e-3)
+
+    def shades(strip: str) -> list[float]:
+        backgrounds = page.eval_on_selector_all(
+            f"#{strip} .piece", "els => els.map(e => e.style.background)"
+        )
+        return [alpha(b) for b in backgrounds]
+
+    # Hovering a target piece lights the source pieces it attends to, the strongest most.
+    assert max(shades("src-strip")) == 0
+    row = 1
+    page.hover(f'#tgt-strip .piece[data-t="{row}"]')
+    lit = shades("src-strip")
+    assert len(lit) == num_src and max(lit) > 0
+    mean_row = [sum(head[row][s] for head in last_layer) / len(last_layer) for s in range(num_src)]
+    assert lit.index(max(lit)) == mean_row.index(max(mean_row))
+
+    # And the reverse: hovering a source piece lights the target pieces that look at it.
+    page.hover('#src-strip .piece[data-s="0"]')
+    assert max(shades("tgt-strip")) > 0 and max(shades("src-strip")) == 0
+
+    # The figure for the README, with a target piece hovered.
+    page.hover(f'#tgt-strip .piece[data-t="{row}"]')
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    partial = SCREENSHOT.with_name(f".{SCREENSHOT.name}.tmp.png")
+    page.screenshot(path=str(partial), full_page=True)
+    os.replace(partial, SCREENSHOT)
+
+    # The n-best list on request: the beam's four hypotheses, the best first.
+    page.check("#want-nbest")  # translates again, asking for nbest = beam size
+    page.wait_for_function("document.querySelectorAll('#nbest li').length === 4")
+    items = page.eval_on_selector_all("#nbest li", "els => els.map(e => e.firstChild.textContent)")
+    assert items[0] == expected and len(set(items)) == 4
+
+    # Offline: the page fetched nothing but its own server.
+    assert requested and all(url.startswith(server.url) for url in requested), requested
+    page.close()

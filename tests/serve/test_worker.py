@@ -1,0 +1,195 @@
+"""The batching worker with a fake translator whose calls the tests can hold and inspect."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+import pytest
+
+from nmt.config import DecodingConfig
+from nmt.decoding.translator import Translation
+from nmt.serve.worker import BatchingWorker, ShuttingDown
+
+TIMEOUT = 10.0  # seconds: generous, only reached when something is broken
+
+
+class FakeTranslator:
+    """Upper-cases its sentences; can be held inside a call; fails on a sentence "boom"."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def translate_nbest(
+        self,
+        sentences: Sequence[str],
+        options: DecodingConfig | None = None,
+        *,
+        return_attention: bool = False,
+    ) -> list[list[Translation]]:
+        self.calls.append(list(sentences))
+        self.entered.set()
+        assert self.release.wait(TIMEOUT)
+        if "boom" in sentences:
+            raise RuntimeError("the model fell over")
+        return [[Translation(text=s.upper(), tokens=[], score=-1.0)] for s in sentences]
+
+
+def make_worker(translator: FakeTranslator, **kwargs: object) -> BatchingWorker:
+    settings: dict[str, object] = {"batching": True, "max_wait": 0.0, "batch_tokens": 1000}
+    worker = BatchingWorker(translator, **{**settings, **kwargs})  # type: ignore[arg-type]
+    worker.start()
+    return worker
+
+
+def submit(
+    worker: BatchingWorker, *texts: str, options: DecodingConfig | None = None
+) -> Future[list[list[Translation]]]:
+    return worker.submit(
+        list(texts), options or DecodingConfig(), attention=False, num_tokens=10 * len(texts)
+    )
+
+
+def texts_of(future: Future[list[list[Translation]]]) -> list[str]:
+    return [nbest[0].text for nbest in future.result(TIMEOUT)]
+
+
+def hold_first_call(translator: FakeTranslator, worker: BatchingWorker) -> Future:
+    """Submit one request and keep the worker busy inside its call."""
+    translator.release.clear()
+    first = submit(worker, "first")
+    assert translator.entered.wait(TIMEOUT)
+    return first
+
+
+def test_requests_queued_while_the_model_works_share_the_next_call() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    waiting = [submit(worker, f"text {i}", f"more {i}") for i in range(5)]
+    translator.release.set()
+    assert texts_of(first) == ["FIRST"]
+    for i, future in enumerate(waiting):
+        assert texts_of(future) == [f"TEXT {i}", f"MORE {i}"]  # each gets its own, in order
+    worker.stop(TIMEOUT)
+    assert len(translator.calls) == 2  # five requests, one call
+    assert translator.calls[1] == [t for i in range(5) for t in (f"text {i}", f"more {i}")]
+    assert worker.stats.batches == 2 and worker.stats.requests == 6
+    assert worker.stats.largest_batch == 5
+
+
+def test_a_lone_request_waits_at_most_max_wait_for_company() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator, max_wait=0.3)
+    first = submit(worker, "one")
+    second = submit(worker, "two")  # within the 300 ms: joins the first
+    assert texts_of(first) == ["ONE"] and texts_of(second) == ["TWO"]
+    worker.stop(TIMEOUT)
+    assert translator.calls == [["one", "two"]]
+
+
+def test_different_options_are_translated_in_different_calls() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    greedy = submit(worker, "a", options=DecodingConfig(beam_size=1))
+    beam = submit(worker, "b", options=DecodingConfig(beam_size=5))
+    greedy_too = submit(worker, "c", options=DecodingConfig(beam_size=1))
+    translator.release.set()
+    assert [texts_of(f) for f in (first, greedy, beam, greedy_too)] == [
+        ["FIRST"],
+        ["A"],
+        ["B"],
+        ["C"],
+    ]
+    worker.stop(TIMEOUT)
+    assert sorted(translator.calls[1:]) == [["a", "c"], ["b"]]
+
+
+def test_a_seeded_sample_is_never_batched_with_others() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    sampled = DecodingConfig(sampling=True, seed=7)
+    futures = [submit(worker, text, options=sampled) for text in ("x", "y")]
+    translator.release.set()
+    for future in [first, *futures]:
+        future.result(TIMEOUT)
+    worker.stop(TIMEOUT)
+    assert translator.calls[1:] == [["x"], ["y"]]  # its draws must not depend on the company
+
+
+def test_a_failing_request_fails_alone() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    before = submit(worker, "fine")
+    bad = submit(worker, "boom")
+    after = submit(worker, "also fine")
+    translator.release.set()
+    assert texts_of(first) == ["FIRST"]
+    assert texts_of(before) == ["FINE"] and texts_of(after) == ["ALSO FINE"]
+    with pytest.raises(RuntimeError, match="fell over"):
+        bad.result(TIMEOUT)
+    # The worker survives: a later request is served.
+    assert texts_of(submit(worker, "later")) == ["LATER"]
+    worker.stop(TIMEOUT)
+
+
+def test_batches_keep_to_the_token_budget() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator, batch_tokens=25)  # each text counts 10 tokens here
+    first = hold_first_call(translator, worker)
+    futures = [submit(worker, f"t{i}") for i in range(5)]
+    translator.release.set()
+    assert [texts_of(f) for f in futures] == [[f"T{i}"] for i in range(5)]
+    first.result(TIMEOUT)
+    worker.stop(TIMEOUT)
+    assert translator.calls[1:] == [["t0", "t1"], ["t2", "t3"], ["t4"]]
+
+
+def test_without_batching_every_request_is_one_call() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator, batching=False)
+    first = hold_first_call(translator, worker)
+    futures = [submit(worker, f"t{i}") for i in range(3)]
+    translator.release.set()
+    for future in [first, *futures]:
+        future.result(TIMEOUT)
+    worker.stop(TIMEOUT)
+    assert translator.calls == [["first"], ["t0"], ["t1"], ["t2"]]
+
+
+def test_stop_translates_what_is_queued_then_refuses_new_work() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    queued = [submit(worker, f"t{i}") for i in range(3)]
+    stopper = threading.Thread(target=worker.stop, args=(TIMEOUT,))
+    stopper.start()
+    while not worker.stopping:
+        pass
+    with pytest.raises(ShuttingDown):
+        submit(worker, "too late")
+    translator.release.set()
+    stopper.join(TIMEOUT)
+    assert not stopper.is_alive()
+    assert [texts_of(f) for f in [first, *queued]] == [["FIRST"], ["T0"], ["T1"], ["T2"]]
+
+
+def test_a_request_whose_client_left_is_skipped() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    gone = submit(worker, "gone")
+    kept = submit(worker, "kept")
+    assert gone.cancel()
+    translator.release.set()
+    assert texts_of(kept) == ["KEPT"]
+    first.result(TIMEOUT)
+    worker.stop(TIMEOUT)
+    assert translator.calls[1:] == [["kept"]]
