@@ -61,10 +61,12 @@ def average_checkpoints(run_dir: Path, *, last: int, out_dir: Path) -> list[Path
 @torch.no_grad()
 def load_mean(model: torch.nn.Module, mean: dict[str, torch.Tensor]) -> None:
     """Copy ``mean_weights``' result into ``model``, in the model's own dtypes."""
-    state = model.state_dict()
-    for name, tensor in mean.items():
-        # Tied weights are one tensor: copying into one name updates every tie.
-        state[name].copy_(tensor.to(state[name].dtype))
+    # Through load_state_dict, so that the model's load hooks (old checkpoints' separate q/k/v
+    # projections) apply; tied weights are stored under one name, hence not strict about missing
+    # names, and load_state_dict copies into the model's own dtypes.
+    unexpected = model.load_state_dict(mean, strict=False).unexpected_keys
+    if unexpected:
+        raise NmtError(f"averaged weights have names the model lacks: {', '.join(unexpected)}")
 
 
 def mean_weights(checkpoints: list[Path]) -> dict[str, torch.Tensor]:
