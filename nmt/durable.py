@@ -7,6 +7,8 @@ published here: flushed to the disk, renamed into place, and the rename itself f
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -31,3 +33,15 @@ def publish(tmp: Path, path: Path) -> None:
     fsync_path(tmp)
     os.replace(tmp, path)
     fsync_path(path.parent)
+
+
+def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Have ``write`` fill a temporary file beside ``path`` (keeping its suffix, which tools such
+    as matplotlib read the format from), then publish it; on failure nothing is left behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        publish(Path(tmp), path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -3,15 +3,13 @@ as one plot."""
 
 from __future__ import annotations
 
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
 
 from nmt.config import Config, TransformerConfig
-from nmt.durable import publish
+from nmt.durable import write_file_atomically
 from nmt.experiments.cells import ROW_B, Cell, CellResult, describe
 
 COLUMNS = ("N", "d_model", "d_ff", "h", "d_k", "d_v", "P_drop", "ε_ls")
@@ -127,11 +125,7 @@ def plot_table(
     ax_ppl.invert_yaxis()  # the base on top, as in the table
     fig.suptitle(f"Table 3 at this machine's scale: {minutes:g} minutes of training per row")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        publish(Path(tmp), path)
+        write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from nmt.durable import write_file_atomically
 from nmt.errors import NmtError
-from nmt.models.store import atomic_write_text, publish
+from nmt.models.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +68,7 @@ def plot_metrics(metrics_path: Path, plot_path: Path) -> None:
     ax_bleu.set_xlabel("step")
     ax_bleu.set_ylabel("dev BLEU (greedy, sacreBLEU)")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=plot_path.parent, prefix=f".{plot_path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        publish(Path(tmp), plot_path)
+        write_file_atomically(plot_path, lambda tmp: fig.savefig(tmp, dpi=100))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
