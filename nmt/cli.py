@@ -225,12 +225,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
         flag, error = exc.errors()[0]["loc"][-1], exc.errors()[0]["msg"]
         raise NmtError(f"serve: --{str(flag).replace('_', '-')}: {error}") from None
     serve(
-        args.model_dir,
+        args.model_dirs,
         host=args.host,
         port=args.port,
         engine=args.engine,
         device=args.device,
         int8=args.int8,
+        threads=args.threads,
         settings=settings,
     )
 
@@ -289,12 +290,25 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the attention page at /, the API's documentation at /docs. SIGTERM or Ctrl-C finish "
         "the requests in flight, then stop.",
     )
-    serve.add_argument("model_dir", type=Path, help="a model directory (or a run: its best model)")
+    serve.add_argument(
+        "model_dirs",
+        type=Path,
+        nargs="+",
+        metavar="MODEL_DIR",
+        help="a model directory (or a run: its best model); several: their ensemble "
+        "(nmt engine), which averages the members' next-token probabilities",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1 only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.add_argument("--engine", choices=["nmt", "ctranslate2"], default="nmt")
     serve.add_argument("--int8", action="store_true", help="int8 linear layers (nmt engine)")
     serve.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for the model (default: PyTorch's, one per core); the event loop "
+        "parsing requests needs some CPU too",
+    )
     group = serve.add_argument_group("batching")
     group.add_argument(
         "--no-batching",

@@ -67,16 +67,22 @@ def load_translator(
     engine: str = "nmt",
     int8: bool = False,
     device: str = "cpu",
+    threads: int | None = None,
 ) -> Translator:
     """A translator for one model directory, or for the ensemble of several (nmt engine only):
     nmt's own (``int8``: its linear layers quantized, nmt.models.quantize) or CTranslate2's
-    (``int8``: int8 weights and matmuls)."""
+    (``int8``: int8 weights and matmuls). ``threads``: CPU threads for the search (None: the
+    engine's default; for nmt, PyTorch's process-wide setting)."""
     if not model_dirs:
         raise NmtError("no model directory given")
+    if threads is not None and threads < 1:
+        raise NmtError(f"threads: must be at least 1, not {threads}")
     if engine == "ctranslate2":
-        return CTranslate2Translator.load(model_dirs, int8=int8, device=device)
+        return CTranslate2Translator.load(model_dirs, int8=int8, device=device, threads=threads)
     if engine != "nmt":
         raise NmtError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if threads is not None:
+        torch.set_num_threads(threads)
     if int8 and check_device(device).type != "cpu":
         raise NmtError("--int8 runs on the CPU only (PyTorch's dynamic quantization)")
     translator = Translator.load(model_dirs, device=device)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from safetensors import safe_open
 
@@ -80,7 +81,9 @@ def create_app(
         yield
         await asyncio.to_thread(worker.stop)  # translates what is queued, then ends
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc pages load their scripts from this server
+    # (the page at / must work offline, and so must the API's documentation).
+    app = FastAPIOffline(
         title="nmt",
         summary=f"Translate {info.src_lang} → {info.tgt_lang} with the model in {info.model_dir}",
         lifespan=lifespan,
@@ -201,32 +204,42 @@ def attention_map(translation: Translation) -> AttentionMap | str:
 # -- building the server from a model directory ----------------------------------------------
 
 
-def model_info(model_dir: Path, *, engine: str, device: str) -> ModelInfo:
-    """What GET /v1/model says, read from the model directory's files."""
-    from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, resolve_model_dir
+def model_info(*model_dirs: Path, engine: str, device: str) -> ModelInfo:
+    """What GET /v1/model says of a model (or an ensemble), read from its directories' files."""
+    from nmt.models.store import CONFIG_FILE, resolve_model_dir
 
-    model_dir = resolve_model_dir(model_dir)
-    config = load_config(model_dir / CONFIG_FILE)
+    if not model_dirs:
+        raise NmtError("no model directory given")
+    resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
+    first = resolved[0]
+    config = load_config(first / CONFIG_FILE)
+    return ModelInfo(
+        model_dir=str(first),
+        members=[str(d) for d in resolved],
+        engine=engine,
+        device=device,
+        architecture=config.model.model_dump(mode="json"),
+        parameters=sum(_stored_parameters(d) for d in resolved),
+        src_lang=config.data.src_lang,
+        tgt_lang=config.data.tgt_lang,
+        vocab_size=load_tokenizer(first).vocab_size,
+        training_step=_training_step(first) if len(resolved) == 1 else None,
+        decoding=config.decoding,
+    )
+
+
+def _stored_parameters(model_dir: Path) -> int:
+    """Parameters in the weights file; tied matrices are stored once, so counted once."""
+    from nmt.models.store import WEIGHTS_FILE
+
+    parameters = 0
     with safe_open(str(model_dir / WEIGHTS_FILE), framework="pt") as f:
-        # Tied matrices are stored once, so this counts each parameter once.
-        parameters = 0
         for name in f.keys():  # noqa: SIM118 (a safetensors handle is not a dict)
             size = 1
             for dim in f.get_slice(name).get_shape():
                 size *= dim
             parameters += size
-    return ModelInfo(
-        model_dir=str(model_dir),
-        engine=engine,
-        device=device,
-        architecture=config.model.model_dump(mode="json"),
-        parameters=parameters,
-        src_lang=config.data.src_lang,
-        tgt_lang=config.data.tgt_lang,
-        vocab_size=load_tokenizer(model_dir).vocab_size,
-        training_step=_training_step(model_dir),
-        decoding=config.decoding,
-    )
+    return parameters
 
 
 def _training_step(model_dir: Path) -> int | None:
@@ -241,26 +254,29 @@ def _training_step(model_dir: Path) -> int | None:
 
 
 def serve(
-    model_dir: Path,
+    model_dirs: Sequence[Path],
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
     engine: str = "nmt",
     device: str = "cpu",
     int8: bool = False,
+    threads: int | None = None,
     settings: ServeSettings | None = None,
 ) -> None:
-    """Load the model and serve it until SIGTERM or Ctrl-C."""
+    """Load the model (several: their ensemble) and serve it until SIGTERM or Ctrl-C."""
     import uvicorn
 
     from nmt.decoding.engines import load_translator
     from nmt.models.store import resolve_model_dir
 
-    model_dir = resolve_model_dir(Path(model_dir))
-    translator = load_translator([model_dir], engine=engine, int8=int8, device=device)
-    info = model_info(model_dir, engine=engine, device=device)
-    tokenizer = load_tokenizer(model_dir)
+    resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
+    # load_translator checks that an ensemble's members share their tokenizer.
+    translator = load_translator(resolved, engine=engine, int8=int8, device=device, threads=threads)
+    info = model_info(*resolved, engine=engine, device=device)
+    tokenizer = load_tokenizer(resolved[0])
     app = create_app(translator, tokenizer=tokenizer, info=info, settings=settings)
-    log.info("serving %s on http://%s:%d (the page at /, the API at /docs)", model_dir, host, port)
+    what = " + ".join(str(d) for d in resolved)
+    log.info("serving %s on http://%s:%d (the page at /, the API at /docs)", what, host, port)
     # log_config=None: keep the CLI's logging set-up; uvicorn's access log stays on.
     uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=None)

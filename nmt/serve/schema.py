@@ -100,14 +100,20 @@ class Health(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    model_dir: str
+    model_dir: str = Field(description="the model (an ensemble's first member)")
+    members: list[str] = Field(
+        description="an ensemble's model directories, whose next-token probabilities are "
+        "averaged; one for a single model"
+    )
     engine: str
     device: str
     architecture: dict[str, Any] = Field(description="the model section of its config")
-    parameters: int
+    parameters: int = Field(description="of all members together")
     src_lang: str
     tgt_lang: str
     vocab_size: int
-    training_step: int | None = Field(description="None: not recorded in the model directory")
+    training_step: int | None = Field(
+        description="None: not recorded in the model directory (or an ensemble)"
+    )
     decoding: DecodingConfig = Field(description="the options a request leaves out")
     server: ServeSettings | None = Field(None, description="batching and limits per request")

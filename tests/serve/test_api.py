@@ -119,7 +119,13 @@ def test_the_page_and_the_api_documentation_are_served(client: TestClient) -> No
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(""", page.text)
     schema = client.get("/openapi.json").json()
     assert {"/v1/translate", "/health", "/v1/model"} <= set(schema["paths"])
-    assert client.get("/docs").status_code == 200
+    # The API's documentation draws on this server's files only, so it works offline too.
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    assets = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_an_over_long_source_says_it_was_cut(client: TestClient) -> None:
@@ -298,6 +304,49 @@ def test_a_failure_in_one_request_leaves_the_others_alone(
             assert responses[text].status_code == 200, responses[text].text
             assert responses[text].json()["translations"][0]["text"] == translation
         assert post(client, texts=["a red house"]).status_code == 200  # and it goes on
+
+
+# -- an ensemble behind the same API ---------------------------------------------------------
+
+
+def test_an_ensemble_is_served(
+    trained_model_dir: Path, translator: Translator, tmp_path: Path
+) -> None:
+    """Two different members: the server answers what the ensemble's Translator answers (the
+    mean of the members' probabilities), not what either member alone would."""
+    loaded = load_model_dir(trained_model_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in loaded.model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    other = tmp_path / "other"
+    write_model_dir(
+        other,
+        config=loaded.config,
+        tokenizer_path=trained_model_dir / TOKENIZER_FILE,
+        model=loaded.model,
+    )
+    ensemble = Translator.load([trained_model_dir, other])
+    app = create_app(
+        ensemble,
+        tokenizer=Tokenizer.load(trained_model_dir / TOKENIZER_FILE),
+        info=model_info(trained_model_dir, other, engine="nmt", device="cpu"),
+    )
+    with TestClient(app) as client:
+        response = post(client, texts=SENTENCES)  # the model's own decoding options
+        assert response.status_code == 200, response.text
+        results = response.json()["translations"]
+        info = client.get("/v1/model").json()
+    expected = [nbest[0] for nbest in ensemble.translate_nbest(SENTENCES)]
+    alone = [nbest[0] for nbest in translator.translate_nbest(SENTENCES)]
+    assert [r["text"] for r in results] == [t.text for t in expected]
+    scores = [r["score"] for r in results]
+    assert scores == pytest.approx([t.score for t in expected])
+    assert scores != pytest.approx([t.score for t in alone])
+    assert info["members"] == [str(trained_model_dir.resolve()), str(other.resolve())]
+    single = model_info(trained_model_dir, engine="nmt", device="cpu")
+    assert info["parameters"] == 2 * single.parameters
+    assert info["training_step"] is None
 
 
 # -- the CTranslate2 engine behind the same API -----------------------------------------------

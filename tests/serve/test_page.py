@@ -139,3 +139,19 @@ def test_the_page_translates_and_shows_where_attention_looks(
     # Offline: the page fetched nothing but its own server.
     assert requested and all(url.startswith(server.url) for url in requested), requested
     page.close()
+
+
+def test_the_api_documentation_renders_offline(browser: Any, server: Server) -> None:
+    """/docs is Swagger UI drawn from this server's own files: it lists the routes without a
+    CDN (FastAPI's default page loads its scripts from one, and stayed blank offline)."""
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{server.url}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.eval_on_selector_all(
+        ".opblock-summary-path", "els => els.map(e => e.textContent.trim())"
+    )
+    assert {"/v1/translate", "/health", "/v1/model"} <= set(paths), paths
+    assert all(url.startswith(server.url) for url in requested), requested
+    page.close()
