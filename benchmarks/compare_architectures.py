@@ -4,10 +4,11 @@ Trains the quickstart Transformer, LSTM + attention, GRU + attention, GRU withou
 for the seed's teacher forcing, the quickstart Transformer with scheduled sampling, on the same
 corpus with the same joint BPE, each for the same training-time budget, with the same training,
 search and evaluation code. Each model is then judged as `make demo` judges one: the mean of its
-last 10 checkpoints (saved every 25 updates, for every model alike), test BLEU and chrF with
-beam 4 (α 0.6), and sacreBLEU's paired bootstrap of every model against the Transformer. Writes
-a Markdown table, each model's test translations, the paired tests, and a plot of dev
-perplexity and dev BLEU (greedy, every budget / 5) against training time.
+last 10 checkpoints (saved every 25 updates, for every model alike), dev perplexity, dev BLEU
+and test BLEU and chrF with beam 4 (α 0.6), and sacreBLEU's paired bootstrap of every model
+against the Transformer on the test set. Writes a Markdown table, each model's test
+translations, the paired tests, and a plot of dev perplexity and dev BLEU (greedy, every
+budget / 5) against training time.
 
     .venv/bin/python benchmarks/compare_architectures.py --data data/de-en --minutes 30
 
@@ -110,6 +111,8 @@ def evaluate_averaged(config: Config, data: Path, hyp_path: Path) -> dict[str, f
     translator = Translator(
         loaded.model, loaded.tokenizer, max_positions=config.model.max_positions
     )
+    dev_hyps = translator.translate(list(iter_lines(data / "dev.en")), SEARCH)
+    dev_scores = score(dev_hyps, list(iter_lines(data / "dev.de")))
     hyps = translator.translate(list(iter_lines(data / "test.en")), SEARCH)
 
     def write_hyps(tmp: Path) -> None:
@@ -122,6 +125,7 @@ def evaluate_averaged(config: Config, data: Path, hyp_path: Path) -> dict[str, f
         "tokens_per_second": trainer["target_tokens"] / trainer["elapsed_seconds"],
         "steps": trainer["step"],
         "dev_ppl": math.exp(nll),
+        "dev_bleu": dev_scores.bleu,
         "test_bleu": scores.bleu,
         "test_chrf": scores.chrf,
     }
@@ -195,9 +199,9 @@ def main() -> None:
         f"autocast), the mean of the last {AVERAGE_LAST} checkpoints (every 25 updates), beam 4, "
         f"α 0.6; {platform.machine()}: {machine}.",
         "",
-        "| model | parameters | train tokens/s | updates | dev perplexity "
+        "| model | parameters | train tokens/s | updates | dev perplexity | dev BLEU "
         "| test BLEU (95 % CI) | test chrF (95 % CI) | BLEU vs Transformer | chrF vs Transformer |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         base = paired.get(name)
@@ -205,7 +209,8 @@ def main() -> None:
         chrf_ci = f" ± {base['chrF'].system.half_width:.2f}" if base else ""
         lines.append(
             f"| {name} | {r['parameters'] / 1e6:.1f} M | {r['tokens_per_second']:,.0f} | "
-            f"{r['steps']:,} | {r['dev_ppl']:.2f} | {r['test_bleu']:.2f}{bleu_ci} | "
+            f"{r['steps']:,} | {r['dev_ppl']:.2f} | {r['dev_bleu']:.2f} | "
+            f"{r['test_bleu']:.2f}{bleu_ci} | "
             f"{r['test_chrf']:.2f}{chrf_ci} | {against_baseline(name, 'BLEU')} | "
             f"{against_baseline(name, 'chrF')} |"
         )

@@ -7,11 +7,16 @@ sending its next request when the last is answered) for ``--seconds`` after a sh
 then stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
 requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ from the offline
 ones, and the server's resident memory (peak after the warm-up and at the end: flat means no
-leak). The offline reference is ``translate_file`` (what `nmt translate` runs) on the same
-sentences in this process, before any server starts.
+leak), sampled every ``--rss-every`` seconds as well, and the mean requests per model call. The
+offline reference is ``translate_file`` (what `nmt translate` runs) on the same sentences in
+this process, before any server starts; beside it, the same Translator given the sentences in
+the clients' order, ``--clients`` at a time: the largest batches a server can form when each of
+``--clients`` clients has one sentence in flight (what batching can reach at best).
 
     .venv/bin/python benchmarks/serve_load.py runs/quickstart/averaged --src data/de-en/test.en
     .venv/bin/python benchmarks/serve_load.py MODEL --clients 5 --seconds 5   # a quick check
+    .venv/bin/python benchmarks/serve_load.py MODEL --variant "1 thread=--threads 1" \\
+        --variant "passive OpenMP=OMP_WAIT_POLICY=PASSIVE"   # more batched runs to compare
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ from pathlib import Path
 import httpx
 
 from nmt.data.parallel import iter_lines
+from nmt.machine import describe
 
 HOST = "127.0.0.1"  # loopback only: the load never leaves this machine
 MAX_REQUESTS_PER_CLIENT = 100_000  # a bound besides the time limit
@@ -57,6 +64,8 @@ class Run:
     peak_after_warmup_mb: float
     peak_end_mb: float
     rss_end_mb: float
+    rss_samples_mb: list[float]  # VmRSS every --rss-every seconds of the measured load
+    requests_per_call: float
 
 
 # -- the server process ----------------------------------------------------------------------
@@ -79,11 +88,17 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 
 def start_server(model: Path, flags: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`nmt serve MODEL FLAGS` on a free loopback port; leading NAME=VALUE words of ``flags``
+    go to its environment (``OMP_WAIT_POLICY=PASSIVE --threads 2``)."""
+    env = dict(os.environ)
+    while flags and "=" in flags[0] and not flags[0].startswith("-"):
+        name, _, value = flags[0].partition("=")
+        env[name], flags = value, flags[1:]
     port = free_port()
     command = [sys.executable, "-m", "nmt.cli", "serve", str(model), "--host", HOST]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*command, "--port", str(port), *flags], stdout=out, stderr=subprocess.STDOUT
+            [*command, "--port", str(port), *flags], stdout=out, stderr=subprocess.STDOUT, env=env
         )
     url = f"http://{HOST}:{port}"
     deadline = time.monotonic() + 300
@@ -157,20 +172,37 @@ def measure(
             rss_loaded, _ = memory_mb(process.pid)
             asyncio.run(drive(url, sentences, expected, clients=args.clients, seconds=args.warmup))
             _, peak_after_warmup = memory_mb(process.pid)
+            before = httpx.get(f"{url}/health").json()
+            samples: list[float] = []
+            sampling = threading.Event()
+
+            def sample_rss() -> None:
+                while not sampling.wait(args.rss_every):
+                    samples.append(memory_mb(process.pid)[0])
+
+            sampler = threading.Thread(target=sample_rss, daemon=True)
+            sampler.start()
             load = asyncio.run(
                 drive(url, sentences, expected, clients=args.clients, seconds=args.seconds)
             )
+            sampling.set()
+            sampler.join()
             rss_end, peak_end = memory_mb(process.pid)
+            after = httpx.get(f"{url}/health").json()
         finally:
             stop_server(process)
-    return Run(name, load, rss_loaded, peak_after_warmup, peak_end, rss_end)
+    calls = max(1, after["batches"] - before["batches"])
+    per_call = (after["requests"] - before["requests"]) / calls
+    return Run(name, load, rss_loaded, peak_after_warmup, peak_end, rss_end, samples, per_call)
 
 
 # -- offline -----------------------------------------------------------------------------------
 
 
-def offline(model: Path, sentences: list[str]) -> tuple[list[str], float]:
-    """`nmt translate`'s code (translate_file) over the sentences: outputs and sentences/s."""
+def offline(model: Path, sentences: list[str], clients: int) -> tuple[list[str], float, float]:
+    """`nmt translate`'s code (translate_file) over the sentences: outputs and sentences/s; and
+    sentences/s of the same Translator given them in the clients' order, ``clients`` at a time
+    (client c sends sentences c, c + clients, …: together, one window of ``clients``)."""
     from nmt.decoding.files import translate_file
     from nmt.decoding.translator import Translator
 
@@ -183,7 +215,11 @@ def offline(model: Path, sentences: list[str]) -> tuple[list[str], float]:
         translate_file(translator, input_path=src, output_path=hyp, progress=False)
         seconds = time.perf_counter() - started
         outputs = hyp.read_text(encoding="utf-8").splitlines()
-    return outputs, len(sentences) / seconds
+    started = time.perf_counter()
+    for start in range(0, len(sentences), clients):
+        translator.translate(sentences[start : start + clients])
+    windowed = len(sentences) / (time.perf_counter() - started)
+    return outputs, len(sentences) / seconds, windowed
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -198,41 +234,68 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds, not measured")
+    parser.add_argument("--rss-every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="one more batched server run with these `nmt serve` flags, led by any NAME=VALUE "
+        "environment variables (repeatable)",
+    )
     args = parser.parse_args()
     sentences = [s for s in iter_lines(args.src) if s.strip()][: args.sentences]
+    if any("=" not in v for v in args.variant):
+        parser.error("--variant NAME=FLAGS, e.g. --variant '1 thread=--threads 1'")
+    variants = [("server, batched", "")] + [tuple(v.split("=", 1)) for v in args.variant]
 
-    expected, offline_rate = offline(args.model, sentences)
+    machine = describe()  # before any load: the machine's own speed
+    expected, offline_rate, windowed_rate = offline(args.model, sentences, args.clients)
     runs = [
-        measure("server, batched", args.model, [], sentences, expected, args),
-        measure("server, batching off", args.model, ["--no-batching"], sentences, expected, args),
+        measure(name, args.model, flags.split(), sentences, expected, args)
+        for name, flags in variants
     ]
+    runs.append(
+        measure("server, batching off", args.model, ["--no-batching"], sentences, expected, args)
+    )
 
     print(
-        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; model "
-        f"{args.model}; {len(sentences)} sentences of {args.src}; {args.clients} clients × "
+        f"\n{machine}; {os.cpu_count()} CPUs ({platform.machine()}); model {args.model}; "
+        f"{len(sentences)} sentences of {args.src}; {args.clients} clients × "
         f"{args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up), one sentence a request\n"
     )
     print(
         "| run | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors | differ from "
-        "offline | RSS loaded MB | peak RSS after warm-up MB | peak RSS at end MB |"
+        "offline | requests per model call | RSS loaded MB | peak RSS after warm-up MB "
+        "| peak RSS at end MB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| offline (translate_file) | | {offline_rate:.1f} | | | | | | | | |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| offline (translate_file) | | {offline_rate:.1f} | | | | | | | | | |")
+    print(
+        f"| offline, {args.clients} sentences a call in the clients' order | | "
+        f"{windowed_rate:.1f} | | | | | | | | | |"
+    )
     for run in runs:
         load, ms = run.load, [s * 1000 for s in run.load.latencies]
         rate = len(load.latencies) / load.seconds
         print(
             f"| {run.name} | {rate:.1f} | {rate:.1f} | {percentile(ms, 50):.0f} | "
             f"{percentile(ms, 95):.0f} | {percentile(ms, 99):.0f} | {load.errors} | "
-            f"{load.mismatches} | {run.rss_loaded_mb:.0f} | {run.peak_after_warmup_mb:.0f} | "
-            f"{run.peak_end_mb:.0f} |"
+            f"{load.mismatches} | {run.requests_per_call:.1f} | {run.rss_loaded_mb:.0f} | "
+            f"{run.peak_after_warmup_mb:.0f} | {run.peak_end_mb:.0f} |"
         )
-    batched, unbatched = (len(r.load.latencies) / r.load.seconds for r in runs)
-    print(
-        f"\nbatched server: {batched / offline_rate:.0%} of offline sentences/s, "
-        f"{batched / unbatched:.1f}× the unbatched server; requests sent "
-        f"{runs[0].load.sent}, answered {len(runs[0].load.latencies)}, errors {runs[0].load.errors}"
-    )
+    unbatched = len(runs[-1].load.latencies) / runs[-1].load.seconds
+    print()
+    for run in runs[:-1]:
+        rate = len(run.load.latencies) / run.load.seconds
+        samples = ", ".join(f"{mb:.0f}" for mb in run.rss_samples_mb)
+        print(
+            f"{run.name}: {rate / offline_rate:.0%} of offline sentences/s, "
+            f"{rate / windowed_rate:.0%} of offline in the clients' windows, "
+            f"{rate / unbatched:.1f}× the unbatched server; requests sent {run.load.sent}, "
+            f"answered {len(run.load.latencies)}, errors {run.load.errors}; "
+            f"RSS MB every {args.rss_every:g} s: {samples}"
+        )
 
 
 if __name__ == "__main__":

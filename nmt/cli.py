@@ -224,6 +224,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ValidationError as exc:
         flag, error = exc.errors()[0]["loc"][-1], exc.errors()[0]["msg"]
         raise NmtError(f"serve: --{str(flag).replace('_', '-')}: {error}") from None
+    if args.threads is not None and args.threads < 1:
+        raise NmtError(f"serve: --threads: must be at least 1, not {args.threads}")
     serve(
         args.model_dirs,
         host=args.host,

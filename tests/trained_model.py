@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 
 from nmt.config import config_from_dict
+from nmt.durable import replace_dir
 from nmt.errors import NmtError
-from nmt.models.store import load_model_dir, replace_dir
+from nmt.models.store import load_model_dir
 from nmt.training.train import train
 
 # Enough updates for dev BLEU above 80 (with mistakes left, so searches have real choices); about

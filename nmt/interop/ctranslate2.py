@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,13 +41,13 @@ from torch import nn
 
 from nmt.config import TransformerConfig
 from nmt.data.tokenizer import copy_tokenizer
+from nmt.durable import directory_written_atomically
 from nmt.errors import NmtError
 from nmt.models.store import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     LoadedModel,
     load_model_dir,
-    replace_dir,
     resolve_model_dir,
 )
 
@@ -214,22 +212,10 @@ def export_ctranslate2(model_dir: Path, out_dir: Path, *, quantization: str = "f
     except ValueError as exc:
         raise NmtError(f"{model_dir}: the CTranslate2 conversion is incomplete ({exc})") from None
     spec.optimize(quantization=quantization)
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    except OSError as exc:
-        raise NmtError(f"{out_dir}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with directory_written_atomically(out_dir, what="the CTranslate2 model") as tmp:
         spec.save(str(tmp))
         # The tokenizer travels with the model, so that the folder is all a user needs.
         copy_tokenizer(resolve_model_dir(model_dir), tmp)
-        replace_dir(tmp, out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise NmtError(f"{out_dir}: cannot write the CTranslate2 model ({exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

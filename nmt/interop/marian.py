@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,10 @@ from nmt.data.tokenizer import (
     PairTokenizer,
     Tokenizer,
 )
+from nmt.durable import directory_written_atomically
 from nmt.errors import NmtError
 from nmt.models.build import build_model
-from nmt.models.store import load_model_dir, replace_dir, resolve_model_dir, write_model_dir
+from nmt.models.store import load_model_dir, resolve_model_dir, write_model_dir
 from nmt.models.transformer import Transformer, sinusoidal_positions
 
 log = logging.getLogger(__name__)
@@ -467,9 +467,7 @@ def export_marian(model_dir: Path, out_dir: Path) -> None:
         out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / "config.json").is_file())
     ):
         raise NmtError(f"{out_dir}: exists and is not a Marian model; choose another output")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with directory_written_atomically(out_dir, what="the Marian folder") as tmp:
         save_file(nmt_to_marian(model, config.model), str(tmp / HF_WEIGHTS), {"format": "pt"})
         for name, content in (
             (HF_CONFIG, marian_config(model, config.model, vocab_size)),
@@ -478,11 +476,4 @@ def export_marian(model_dir: Path, out_dir: Path) -> None:
         ):
             (tmp / name).write_text(json.dumps(content, indent=2) + "\n", "utf-8")
         _write_tokenizer(tokenizer, model_dir, tmp)
-        replace_dir(tmp, out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise NmtError(f"{out_dir}: cannot write the Marian folder ({exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("exported %s as a Marian model to %s", model_dir, out_dir)

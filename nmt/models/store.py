@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from torch import nn
 
 from nmt.config import Config, ModelConfig, load_config
 from nmt.data.tokenizer import Tokenizer, copy_tokenizer, load_tokenizer
-from nmt.durable import publish
+from nmt.durable import directory_written_atomically, publish
 from nmt.errors import NmtError
 from nmt.models.build import build_model
 from nmt.models.interface import TranslationModel
@@ -119,36 +118,14 @@ def write_model_dir(
     ):
         # Replacing it would delete whatever it is: only a model directory is ever replaced.
         raise NmtError(f"{out_dir}: exists and is not a model directory; choose another output")
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    except OSError as exc:
-        raise NmtError(f"{out_dir}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with directory_written_atomically(
+        out_dir, what="the model directory", write_errors=(OSError, SafetensorError)
+    ) as tmp:
         (tmp / CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
         # The tokenizer's files: tokenizer.model, or an imported model's source/target pair
         # (source.spm, target.spm, vocab.json) found beside ``tokenizer_path``.
         copy_tokenizer(tokenizer_path.parent, tmp)
         save_model_weights(model, tmp / WEIGHTS_FILE, config=config.model)
-        replace_dir(tmp, out_dir)
-    except (OSError, SafetensorError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise NmtError(f"{out_dir}: cannot write the model directory ({exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move a finished directory to ``dst``, replacing an older one (renamed away first)."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-    publish(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass

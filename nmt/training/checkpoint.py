@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,14 +28,9 @@ from torch import nn
 
 from nmt.config import Config, config_to_yaml
 from nmt.data.tokenizer import copy_tokenizer
+from nmt.durable import directory_written_atomically
 from nmt.errors import NmtError
-from nmt.models.store import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    load_weights,
-    replace_dir,
-    save_model_weights,
-)
+from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, load_weights, save_model_weights
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +152,13 @@ def save_checkpoint(
     raises NmtError and leaves the older checkpoints as they were."""
     root = run_dir / "checkpoints"
     final = root / f"{PREFIX}{trainer.step:08d}"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}."))
-    except OSError as exc:
-        raise NmtError(f"{root}: cannot write a checkpoint ({exc})") from None
-    try:
+    with directory_written_atomically(
+        final,
+        what="the checkpoint",
+        write_errors=(OSError, SafetensorError),
+        consequence="; the older checkpoints are intact and the run resumes from the newest "
+        "of them",
+    ) as tmp:
         _drill_pause("temporary-created", trainer.step)
         (tmp / CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
         copy_tokenizer(run_dir, tmp)
@@ -173,16 +168,6 @@ def save_checkpoint(
         save_file({**tensors, **_rng_tensors()}, str(tmp / OPTIMIZER_FILE))
         record = {"trainer": asdict(trainer), "param_groups": param_groups}
         (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
-        replace_dir(tmp, final)
-    except (OSError, SafetensorError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise NmtError(
-            f"{final}: cannot write the checkpoint ({exc}); the older checkpoints are intact "
-            "and the run resumes from the newest of them"
-        ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in checkpoint_dirs(run_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final

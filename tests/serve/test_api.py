@@ -19,7 +19,7 @@ from nmt.config import DecodingConfig, RNNConfig, load_config
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.decoding.translator import Translation, Translator
 from nmt.models.build import build_model
-from nmt.models.store import load_model_dir, write_model_dir
+from nmt.models.store import load_model_dir, resolve_model_dir, write_model_dir
 from nmt.serve.app import create_app, model_info
 from nmt.serve.limits import Limits, ServeSettings
 
@@ -343,7 +343,7 @@ def test_an_ensemble_is_served(
     scores = [r["score"] for r in results]
     assert scores == pytest.approx([t.score for t in expected])
     assert scores != pytest.approx([t.score for t in alone])
-    assert info["members"] == [str(trained_model_dir.resolve()), str(other.resolve())]
+    assert info["members"] == [str(resolve_model_dir(d)) for d in (trained_model_dir, other)]
     single = model_info(trained_model_dir, engine="nmt", device="cpu")
     assert info["parameters"] == 2 * single.parameters
     assert info["training_step"] is None

@@ -101,6 +101,6 @@ def test_bad_flags_and_models_are_one_clear_line(
     assert errors == [
         f"nmt: error: {tmp_path / 'missing'}: no such model directory",
         "nmt: error: serve: --max-chars: Input should be greater than or equal to 1",
-        "nmt: error: threads: must be at least 1, not 0",
+        "nmt: error: serve: --threads: must be at least 1, not 0",
         "nmt: error: --engine ctranslate2 takes one model; ensembles: --engine nmt",
     ]
