@@ -66,6 +66,8 @@ class Run:
     rss_end_mb: float
     rss_samples_mb: list[float]  # VmRSS every --rss-every seconds of the measured load
     requests_per_call: float
+    server_cpu: dict[str, float]  # CPU seconds of the measured load, by server thread kind
+    clients_cpu: float  # CPU seconds of this process (the clients) over the measured load
 
 
 # -- the server process ----------------------------------------------------------------------
@@ -85,6 +87,22 @@ def memory_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024  # kB → MB
     return fields["VmRSS"], fields["VmHWM"]
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) the threads of process ``pid`` have used so far: its main
+    thread (the server's event loop) and the others (model threads, PyTorch's thread pool)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {"event loop": 0.0, "model threads": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            # Fields after the parenthesised name; utime and stime are the stat file's 14, 15.
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        kind = "event loop" if task.name == str(pid) else "model threads"
+        used[kind] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 def start_server(model: Path, flags: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -182,9 +200,11 @@ def measure(
 
             sampler = threading.Thread(target=sample_rss, daemon=True)
             sampler.start()
+            server_cpu_before, clients_before = thread_cpu_seconds(process.pid), os.times()
             load = asyncio.run(
                 drive(url, sentences, expected, clients=args.clients, seconds=args.seconds)
             )
+            server_cpu_after, clients_after = thread_cpu_seconds(process.pid), os.times()
             sampling.set()
             sampler.join()
             rss_end, peak_end = memory_mb(process.pid)
@@ -193,7 +213,20 @@ def measure(
             stop_server(process)
     calls = max(1, after["batches"] - before["batches"])
     per_call = (after["requests"] - before["requests"]) / calls
-    return Run(name, load, rss_loaded, peak_after_warmup, peak_end, rss_end, samples, per_call)
+    server_cpu = {k: server_cpu_after[k] - server_cpu_before[k] for k in server_cpu_after}
+    clients_cpu = sum(clients_after[:2]) - sum(clients_before[:2])  # user + system
+    return Run(
+        name,
+        load,
+        rss_loaded,
+        peak_after_warmup,
+        peak_end,
+        rss_end,
+        samples,
+        per_call,
+        server_cpu,
+        clients_cpu,
+    )
 
 
 # -- offline -----------------------------------------------------------------------------------
@@ -295,6 +328,14 @@ def main() -> None:
             f"{rate / unbatched:.1f}× the unbatched server; requests sent {run.load.sent}, "
             f"answered {len(run.load.latencies)}, errors {run.load.errors}; "
             f"RSS MB every {args.rss_every:g} s: {samples}"
+        )
+    cpus = os.cpu_count() or 1
+    print(f"\nCPU seconds used during the measured load (of {cpus} CPUs × its seconds):")
+    for run in runs:
+        used = ", ".join(f"{kind} {seconds:.1f}" for kind, seconds in run.server_cpu.items())
+        print(
+            f"{run.name}: of {cpus * run.load.seconds:.0f} — server: {used}; "
+            f"clients (this process): {run.clients_cpu:.1f}"
         )
 
 

@@ -218,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     limits = ("max_chars", "max_subwords", "max_texts", "max_body_bytes", "max_beam_size")
     try:
         settings = ServeSettings(
-            **given(("batching", "max_wait_ms", "batch_tokens")),
+            **given(("batching", "max_wait_ms", "batch_tokens", "workers")),
             limits=Limits(**given(limits)),
         )
     except ValidationError as exc:
@@ -308,8 +308,14 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument(
         "--threads",
         type=int,
-        help="CPU threads for the model (default: PyTorch's, one per core); the event loop "
-        "parsing requests needs some CPU too",
+        help="CPU threads per model thread (default: the cores shared out among --workers)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="model threads translating batches side by side (default on a CPU: one per core, "
+        "single-threaded, which translates more sentences per second than one batch on all "
+        "cores; on a GPU: 1)",
     )
     group = serve.add_argument_group("batching")
     group.add_argument(

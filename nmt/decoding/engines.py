@@ -68,17 +68,22 @@ def load_translator(
     int8: bool = False,
     device: str = "cpu",
     threads: int | None = None,
+    parallel: int = 1,
 ) -> Translator:
     """A translator for one model directory, or for the ensemble of several (nmt engine only):
     nmt's own (``int8``: its linear layers quantized, nmt.models.quantize) or CTranslate2's
     (``int8``: int8 weights and matmuls). ``threads``: CPU threads for the search (None: the
-    engine's default; for nmt, PyTorch's process-wide setting)."""
+    engine's default; for nmt, PyTorch's process-wide setting). ``parallel``: how many calls
+    may run at once from different threads (CTranslate2 keeps a replica for each; nmt's model
+    is shared, read-only)."""
     if not model_dirs:
         raise NmtError("no model directory given")
     if threads is not None and threads < 1:
         raise NmtError(f"threads: must be at least 1, not {threads}")
     if engine == "ctranslate2":
-        return CTranslate2Translator.load(model_dirs, int8=int8, device=device, threads=threads)
+        return CTranslate2Translator.load(
+            model_dirs, int8=int8, device=device, threads=threads, replicas=parallel
+        )
     if engine != "nmt":
         raise NmtError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if threads is not None:
@@ -143,6 +148,7 @@ class CTranslate2Translator(Translator):
         device: str = "cpu",
         compute_type: str = "default",
         threads: int | None = None,
+        replicas: int = 1,
     ) -> None:
         # Not Translator.__init__: there is no torch model to hold.
         ctranslate2 = import_ctranslate2()
@@ -158,7 +164,7 @@ class CTranslate2Translator(Translator):
                 device=target.type,
                 device_index=target.index or 0,
                 compute_type=compute_type,
-                inter_threads=1,
+                inter_threads=replicas,  # calls it runs at once, from different threads
                 # As many threads as torch uses, so that the engines compare fairly.
                 intra_threads=threads if threads is not None else torch.get_num_threads(),
             )
@@ -173,6 +179,7 @@ class CTranslate2Translator(Translator):
         device: str = "cpu",
         int8: bool = False,
         threads: int | None = None,
+        replicas: int = 1,
     ) -> CTranslate2Translator:
         """The CTranslate2 engine for an nmt model directory, converted (and cached) first."""
         from nmt.config import load_config
@@ -194,6 +201,7 @@ class CTranslate2Translator(Translator):
             device=device,
             compute_type="int8" if int8 else "float32",
             threads=threads,
+            replicas=replicas,
         )
 
     # -- the public verbs (translate comes from Translator) ---------------------------------

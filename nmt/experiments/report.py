@@ -3,11 +3,9 @@ as one plot."""
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
-import torch
-
+from nmt import machine
 from nmt.config import Config, TransformerConfig
 from nmt.durable import write_file_atomically
 from nmt.experiments.cells import ROW_B, Cell, CellResult, describe
@@ -86,8 +84,7 @@ def table_markdown(
         "perplexity per subword token of the dev references; BLEU: sacreBLEU of beam search "
         "(beam 4, α 0.6) on the dev set, last checkpoint, no averaging"
         + (f" ({signature})." if signature else "."),
-        f"Machine: {platform.machine()}, threads: {torch.get_num_threads()}, "
-        f"torch {torch.__version__}.",
+        f"Machine, measured as this table was written: {machine.describe()}.",
         "",
         ROW_B,
     ]

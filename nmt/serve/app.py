@@ -47,7 +47,7 @@ from nmt.serve.schema import (
     TranslateResponse,
     TranslationResult,
 )
-from nmt.serve.worker import BatchingWorker, NbestTranslator, ShuttingDown
+from nmt.serve.worker import BatchingWorker, NbestTranslator, ShuttingDown, model_threads
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,10 @@ def create_app(
     info: ModelInfo,
     settings: ServeSettings | None = None,
 ) -> FastAPI:
-    """The FastAPI app for ``translator``; its worker thread runs while the app's lifespan does."""
+    """The FastAPI app for ``translator``; its model threads run while the app's lifespan does."""
     settings = settings or ServeSettings()
+    workers = settings.workers or 1  # serve() decides by the device; an app alone gets one
+    settings = settings.model_copy(update={"workers": workers})
     limits = settings.limits
     info = info.model_copy(update={"server": settings})
     defaults = info.decoding
@@ -72,6 +74,7 @@ def create_app(
         batching=settings.batching,
         max_wait=settings.max_wait_ms / 1000,
         batch_tokens=settings.batch_tokens or defaults.max_tokens,
+        workers=workers,
     )
     page = resources.files("nmt.serve").joinpath("page", "index.html").read_text("utf-8")
 
@@ -270,12 +273,18 @@ def serve(
     from nmt.decoding.engines import load_translator
     from nmt.models.store import resolve_model_dir
 
+    settings = settings or ServeSettings()
+    workers, threads = model_threads(device, workers=settings.workers, threads=threads)
+    settings = settings.model_copy(update={"workers": workers})  # /v1/model shows the number
     resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
     # load_translator checks that an ensemble's members share their tokenizer.
-    translator = load_translator(resolved, engine=engine, int8=int8, device=device, threads=threads)
+    translator = load_translator(
+        resolved, engine=engine, int8=int8, device=device, threads=threads, parallel=workers
+    )
     info = model_info(*resolved, engine=engine, device=device)
     tokenizer = load_tokenizer(resolved[0])
     app = create_app(translator, tokenizer=tokenizer, info=info, settings=settings)
+    log.info("%d model thread(s), %s CPU thread(s) each", workers, threads or "PyTorch's")
     what = " + ".join(str(d) for d in resolved)
     log.info("serving %s on http://%s:%d (the page at /, the API at /docs)", what, host, port)
     # log_config=None: keep the CLI's logging set-up; uvicorn's access log stays on.

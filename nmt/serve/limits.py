@@ -52,6 +52,9 @@ class ServeSettings(BaseModel):
     """How long a lone request waits for others to share its batch."""
     batch_tokens: int | None = Field(None, ge=1)
     """Source tokens gathered into one model call; None: the model's decoding.max_tokens."""
+    workers: int | None = Field(None, ge=1)
+    """Model threads translating batches side by side; None: on a CPU one per core PyTorch
+    would use (each then single-threaded), on a GPU one."""
     limits: Limits = Limits()
 
 

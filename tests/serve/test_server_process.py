@@ -95,6 +95,7 @@ def test_bad_flags_and_models_are_one_clear_line(
     assert main(["serve", str(tmp_path / "missing")]) == 1
     assert main(["serve", str(trained_model_dir), "--max-chars", "0"]) == 1
     assert main(["serve", str(trained_model_dir), "--threads", "0"]) == 1
+    assert main(["serve", str(trained_model_dir), "--workers", "0"]) == 1
     pair = [str(trained_model_dir)] * 2
     assert main(["serve", *pair, "--engine", "ctranslate2"]) == 1
     errors = capsys.readouterr().err.splitlines()
@@ -102,5 +103,6 @@ def test_bad_flags_and_models_are_one_clear_line(
         f"nmt: error: {tmp_path / 'missing'}: no such model directory",
         "nmt: error: serve: --max-chars: Input should be greater than or equal to 1",
         "nmt: error: serve: --threads: must be at least 1, not 0",
+        "nmt: error: serve: --workers: Input should be greater than or equal to 1",
         "nmt: error: --engine ctranslate2 takes one model; ensembles: --engine nmt",
     ]

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 
 import pytest
+import torch
 
 from nmt.config import DecodingConfig
 from nmt.decoding.translator import Translation
-from nmt.serve.worker import BatchingWorker, ShuttingDown
+from nmt.serve import worker as worker_module
+from nmt.serve.worker import BatchingWorker, ShuttingDown, model_threads
 
 TIMEOUT = 10.0  # seconds: generous, only reached when something is broken
 
@@ -164,9 +166,10 @@ def test_without_batching_every_request_is_one_call() -> None:
     assert translator.calls == [["first"], ["t0"], ["t1"], ["t2"]]
 
 
-def test_stop_translates_what_is_queued_then_refuses_new_work() -> None:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_stop_translates_what_is_queued_then_refuses_new_work(workers: int) -> None:
     translator = FakeTranslator()
-    worker = make_worker(translator)
+    worker = make_worker(translator, workers=workers)
     first = hold_first_call(translator, worker)
     queued = [submit(worker, f"t{i}") for i in range(3)]
     stopper = threading.Thread(target=worker.stop, args=(TIMEOUT,))
@@ -178,6 +181,7 @@ def test_stop_translates_what_is_queued_then_refuses_new_work() -> None:
     translator.release.set()
     stopper.join(TIMEOUT)
     assert not stopper.is_alive()
+    assert not any(thread.is_alive() for thread in worker._threads)
     assert [texts_of(f) for f in [first, *queued]] == [["FIRST"], ["T0"], ["T1"], ["T2"]]
 
 
@@ -193,3 +197,29 @@ def test_a_request_whose_client_left_is_skipped() -> None:
     first.result(TIMEOUT)
     worker.stop(TIMEOUT)
     assert translator.calls[1:] == [["kept"]]
+
+
+def test_two_model_threads_translate_two_batches_at_once() -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator, workers=2)
+    first = hold_first_call(translator, worker)
+    translator.entered.clear()
+    second = submit(worker, "second")
+    # The other thread starts the second call while the first is still held inside its own.
+    assert translator.entered.wait(TIMEOUT)
+    assert translator.calls == [["first"], ["second"]]
+    translator.release.set()
+    assert texts_of(first) == ["FIRST"] and texts_of(second) == ["SECOND"]
+    worker.stop(TIMEOUT)
+    assert worker.stats.batches == 2 and worker.stats.requests == 2
+
+
+def test_model_threads_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module.torch, "get_num_threads", lambda: 4)
+    assert model_threads("cpu", workers=None, threads=None) == (4, 1)  # one per core
+    assert model_threads("cpu", workers=1, threads=None) == (1, 4)
+    assert model_threads("cpu", workers=None, threads=2) == (2, 2)
+    assert model_threads("cpu", workers=3, threads=3) == (3, 3)  # as asked
+    assert model_threads("cpu", workers=None, threads=8) == (1, 8)
+    monkeypatch.setattr(worker_module, "check_device", lambda name: torch.device("cuda"))
+    assert model_threads("cuda", workers=None, threads=None) == (1, None)  # a GPU: one at a time
