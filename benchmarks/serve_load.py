@@ -232,27 +232,32 @@ def measure(
 # -- offline -----------------------------------------------------------------------------------
 
 
-def offline(model: Path, sentences: list[str], clients: int) -> tuple[list[str], float, float]:
+def offline(
+    model: Path, sentences: list[str], clients: int, repeats: int
+) -> tuple[list[str], float, float]:
     """`nmt translate`'s code (translate_file) over the sentences: outputs and sentences/s; and
     sentences/s of the same Translator given them in the clients' order, ``clients`` at a time
-    (client c sends sentences c, c + clients, …: together, one window of ``clients``)."""
+    (client c sends sentences c, c + clients, …: together, one window of ``clients``). Rates:
+    medians of ``repeats`` runs, alternating the two (one run takes seconds: noise is large)."""
     from nmt.decoding.files import translate_file
     from nmt.decoding.translator import Translator
 
     translator = Translator.load(model)
     translator.translate(sentences[:32])  # warm-up, as the servers get theirs
+    whole, windowed = [], []
     with tempfile.TemporaryDirectory() as tmp:
         src, hyp = Path(tmp) / "src.txt", Path(tmp) / "hyp.txt"
         src.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
-        started = time.perf_counter()
-        translate_file(translator, input_path=src, output_path=hyp, progress=False)
-        seconds = time.perf_counter() - started
+        for _ in range(repeats):
+            started = time.perf_counter()
+            translate_file(translator, input_path=src, output_path=hyp, progress=False)
+            whole.append(len(sentences) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for start in range(0, len(sentences), clients):
+                translator.translate(sentences[start : start + clients])
+            windowed.append(len(sentences) / (time.perf_counter() - started))
         outputs = hyp.read_text(encoding="utf-8").splitlines()
-    started = time.perf_counter()
-    for start in range(0, len(sentences), clients):
-        translator.translate(sentences[start : start + clients])
-    windowed = len(sentences) / (time.perf_counter() - started)
-    return outputs, len(sentences) / seconds, windowed
+    return outputs, statistics.median(whole), statistics.median(windowed)
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -266,8 +271,9 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=1000, help="first N lines of --src")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds, not measured")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds, not measured")
     parser.add_argument("--rss-every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--repeats", type=int, default=3, help="offline runs (median)")
     parser.add_argument(
         "--variant",
         action="append",
@@ -283,7 +289,9 @@ def main() -> None:
     variants = [("server, batched", "")] + [tuple(v.split("=", 1)) for v in args.variant]
 
     machine = describe()  # before any load: the machine's own speed
-    expected, offline_rate, windowed_rate = offline(args.model, sentences, args.clients)
+    expected, offline_rate, windowed_rate = offline(
+        args.model, sentences, args.clients, args.repeats
+    )
     runs = [
         measure(name, args.model, flags.split(), sentences, expected, args)
         for name, flags in variants
@@ -295,7 +303,8 @@ def main() -> None:
     print(
         f"\n{machine}; {os.cpu_count()} CPUs ({platform.machine()}); model {args.model}; "
         f"{len(sentences)} sentences of {args.src}; {args.clients} clients × "
-        f"{args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up), one sentence a request\n"
+        f"{args.seconds:.0f} s (after {args.warmup:.0f} s of warm-up), one sentence a request; "
+        f"offline rates: medians of {args.repeats} runs\n"
     )
     print(
         "| run | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors | differ from "

@@ -218,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     limits = ("max_chars", "max_subwords", "max_texts", "max_body_bytes", "max_beam_size")
     try:
         settings = ServeSettings(
-            **given(("batching", "max_wait_ms", "batch_tokens", "workers")),
+            **given(("batching", "max_wait_ms", "batch_tokens", "workers", "fill_wait")),
             limits=Limits(**given(limits)),
         )
     except ValidationError as exc:
@@ -327,6 +327,12 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     group.add_argument(
         "--max-wait-ms", type=float, help="how long a lone request waits for others to join it"
+    )
+    group.add_argument(
+        "--fill-wait",
+        type=float,
+        help="with several --workers: how long a model thread waits for its share of the "
+        "clients, as a fraction of its last batch's time (default 0.3)",
     )
     group.add_argument(
         "--batch-tokens", type=int, help="source tokens per batch (default: decoding.max_tokens)"

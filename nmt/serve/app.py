@@ -75,6 +75,7 @@ def create_app(
         max_wait=settings.max_wait_ms / 1000,
         batch_tokens=settings.batch_tokens or defaults.max_tokens,
         workers=workers,
+        fill_wait=settings.fill_wait,
     )
     page = resources.files("nmt.serve").joinpath("page", "index.html").read_text("utf-8")
 

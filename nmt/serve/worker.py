@@ -12,6 +12,13 @@ a CPU two single-threaded batches side by side translate ~1.5x as many sentences
 one batch on two threads (benchmarks/serve_load.py). PyTorch releases the GIL inside its
 operations; the model is only read.
 
+With several threads the clients are shared out: a batch takes at most its share of them (the
+most requests in flight in the last second, divided by the threads), and a thread whose share
+is not queued yet waits for it, at most ``fill_wait`` times as long as its last batch took.
+Clients that send their next request as soon as one is answered would otherwise fragment into
+ever smaller batches: a thread that turns free takes whatever few requests have come back. With
+one thread there is no waiting: it would leave every core idle.
+
 How a batch is gathered: the first queued job opens it; more jobs join while the batch has
 fewer than ``batch_tokens`` source tokens, for at most ``max_wait`` seconds after the first job
 was queued. Under load the queue is never empty, so batches fill without waiting; a lone request
@@ -85,6 +92,17 @@ class WorkerStats:
     largest_batch: int = 0  # requests in one call
 
 
+@dataclass
+class _ThreadState:
+    """What one model thread carries from batch to batch."""
+
+    held: Job | None = None  # a job that did not fit its last batch: it opens the next one
+    last_seconds: float = 0.0  # how long its last batch took
+
+
+CLIENTS_MEMORY = 1.0  # seconds a peak of requests in flight counts as the number of clients
+
+
 class ShuttingDown(RuntimeError):
     """A request arrived after the worker was told to stop."""
 
@@ -119,17 +137,21 @@ class BatchingWorker:
         max_wait: float,
         batch_tokens: int,
         workers: int = 1,
+        fill_wait: float = 0.0,
     ) -> None:
-        if max_wait < 0 or batch_tokens < 1 or workers < 1:
+        if max_wait < 0 or batch_tokens < 1 or workers < 1 or fill_wait < 0:
             raise ValueError(
-                "need max_wait >= 0, batch_tokens >= 1 and workers >= 1: "
-                f"{max_wait}, {batch_tokens}, {workers}"
+                "need max_wait >= 0, batch_tokens >= 1, workers >= 1 and fill_wait >= 0: "
+                f"{max_wait}, {batch_tokens}, {workers}, {fill_wait}"
             )
         self.translator = translator
         self.batching = batching
         self.max_wait = max_wait
         self.batch_tokens = batch_tokens
+        self.fill_wait = fill_wait
         self.stats = WorkerStats()
+        self._clients = 0  # the most requests in flight lately (see CLIENTS_MEMORY)
+        self._clients_at = 0.0
         self._queue: queue.Queue[Job | None] = queue.Queue()  # None: stop once drained
         self._held = 0  # jobs taken from the queue that wait for their thread's next batch
         self._numbers = count()
@@ -173,6 +195,11 @@ class BatchingWorker:
                 raise ShuttingDown("the server is shutting down")
             self._queue.put(job)
             self.stats.in_flight += 1
+            if (
+                self.stats.in_flight >= self._clients
+                or job.queued_at - self._clients_at > CLIENTS_MEMORY
+            ):
+                self._clients, self._clients_at = self.stats.in_flight, job.queued_at
         job.future.add_done_callback(self._answered)
         return job.future
 
@@ -183,8 +210,9 @@ class BatchingWorker:
     # -- the thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
-        held: list[Job] = []  # this thread's job that did not fit its last batch
-        while (jobs := self._gather(held)) is not None:
+        state = _ThreadState()
+        while (jobs := self._gather(state)) is not None:
+            started = time.monotonic()
             # A client that hung up has cancelled its future: skip its work.
             live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
             groups: dict[str, list[Job]] = {}
@@ -192,12 +220,14 @@ class BatchingWorker:
                 groups.setdefault(job.group_key(), []).append(job)
             for group in groups.values():
                 self._translate(group)
+            state.last_seconds = time.monotonic() - started
 
-    def _gather(self, held: list[Job]) -> list[Job] | None:
-        """The next batch of jobs, or None once told to stop and every job is done. ``held``:
-        the calling thread's job left over from its last batch (taken, or set, here)."""
-        if held:
-            first: Job | None = held.pop()
+    def _gather(self, state: _ThreadState) -> list[Job] | None:
+        """The calling thread's next batch of jobs, or None once told to stop and every job is
+        done."""
+        if state.held is not None:
+            first: Job | None = state.held
+            state.held = None
             with self._lock:
                 self._held -= 1
         else:
@@ -209,7 +239,10 @@ class BatchingWorker:
         if not self.batching:
             return jobs
         deadline = first.queued_at + self.max_wait
-        while tokens < self.batch_tokens:
+        threads = len(self._threads)
+        if threads > 1:  # wait for this thread's share of the clients (see the module's doc)
+            deadline = max(deadline, time.monotonic() + self.fill_wait * state.last_seconds)
+        while tokens < self.batch_tokens and len(jobs) < -(-self._clients // threads):
             try:
                 # timeout 0 still takes a job that is already queued.
                 job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -219,7 +252,7 @@ class BatchingWorker:
                 self._queue.put(None)  # the stop mark: honoured after this batch
                 break
             if tokens + job.num_tokens > self.batch_tokens:
-                held.append(job)  # it opens this thread's next batch
+                state.held = job
                 with self._lock:
                     self._held += 1
                 break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 
@@ -223,3 +224,67 @@ def test_model_threads_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> N
     assert model_threads("cpu", workers=None, threads=8) == (1, 8)
     monkeypatch.setattr(worker_module, "check_device", lambda name: torch.device("cuda"))
     assert model_threads("cuda", workers=None, threads=None) == (1, None)  # a GPU: one at a time
+
+
+class GatedTranslator(FakeTranslator):
+    """A call holding one of ``gated`` waits until that sentence's gate is opened (``calls``
+    records each call as it ends)."""
+
+    def __init__(self, *gated: str) -> None:
+        super().__init__()
+        self.gates = {text: threading.Event() for text in gated}
+        self.inside = {text: threading.Event() for text in gated}
+
+    def translate_nbest(
+        self,
+        sentences: Sequence[str],
+        options: DecodingConfig | None = None,
+        *,
+        return_attention: bool = False,
+    ) -> list[list[Translation]]:
+        for text in sentences:
+            if text in self.gates:
+                self.inside[text].set()
+                assert self.gates[text].wait(TIMEOUT)
+        return super().translate_nbest(sentences, options, return_attention=return_attention)
+
+
+def occupy_both_threads(translator: GatedTranslator, worker: BatchingWorker) -> list[Future]:
+    futures = []
+    for text in ("first", "second"):
+        futures.append(submit(worker, text))
+        assert translator.inside[text].wait(TIMEOUT)
+    return futures
+
+
+def test_a_thread_takes_only_its_share_of_the_clients() -> None:
+    translator = GatedTranslator("first", "second")
+    worker = make_worker(translator, workers=2)
+    first, second = occupy_both_threads(translator, worker)
+    queued = [submit(worker, f"x{i}") for i in range(6)]  # 8 in flight: 4 per thread
+    translator.gates["first"].set()  # one thread turns free while the other stays busy
+    assert [texts_of(f) for f in queued] == [[f"X{i}"] for i in range(6)]
+    translator.gates["second"].set()
+    assert texts_of(first) == ["FIRST"] and texts_of(second) == ["SECOND"]
+    worker.stop(TIMEOUT)
+    # Not all six at once: the other thread's clients are left for it (or for the next batch).
+    assert [c for c in translator.calls if c[0].startswith("x")] == [
+        ["x0", "x1", "x2", "x3"],
+        ["x4", "x5"],
+    ]
+
+
+def test_a_thread_waits_a_little_for_its_share_to_come_back() -> None:
+    translator = GatedTranslator("first", "second")
+    worker = make_worker(translator, workers=2, fill_wait=1.0)
+    first, second = occupy_both_threads(translator, worker)
+    queued = submit(worker, "x")  # 3 in flight: a share of 2
+    time.sleep(0.5)  # the first call takes 0.5 s: its thread may wait as long for its share
+    translator.gates["first"].set()
+    assert texts_of(first) == ["FIRST"]
+    again = submit(worker, "again")  # the answered client comes back
+    assert texts_of(queued) == ["X"] and texts_of(again) == ["AGAIN"]
+    translator.gates["second"].set()
+    assert texts_of(second) == ["SECOND"]
+    worker.stop(TIMEOUT)
+    assert ["x", "again"] in translator.calls
