@@ -314,8 +314,8 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--workers",
         type=int,
         help="model threads translating batches side by side (default on a CPU: one per core, "
-        "single-threaded, which translates more sentences per second than one batch on all "
-        "cores; on a GPU: 1)",
+        "at most 4, single-threaded, which translates more sentences per second than one batch "
+        "on all cores; on a GPU: 1)",
     )
     group = serve.add_argument_group("batching")
     group.add_argument(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -158,6 +159,7 @@ class CTranslate2Translator(Translator):
         self.max_positions = max_positions
         self.default_options = default_options or DecodingConfig()
         self._piece_ids = {piece: i for i, piece in enumerate(tokenizer.pieces())}
+        self._seeded = threading.Lock()  # seeded sampling calls, one at a time
         try:
             self.engine = ctranslate2.Translator(
                 str(ct2_dir),
@@ -219,7 +221,15 @@ class CTranslate2Translator(Translator):
         if options.stopping == "exact":
             log.warning("CTranslate2 has no 'exact' stopping rule; it stops by its own")
         if options.sampling and options.seed is not None:
-            import_ctranslate2().set_random_seed(options.seed)
+            # The seed is the process's: no other call may draw until this one is done.
+            with self._seeded:
+                import_ctranslate2().set_random_seed(options.seed)
+                return self._translate_nbest(sentences, options, first_line)
+        return self._translate_nbest(sentences, options, first_line)
+
+    def _translate_nbest(
+        self, sentences: Sequence[str], options: DecodingConfig, first_line: int
+    ) -> list[list[Translation]]:
         sources = self._encode(sentences, first_line)
         hypotheses: list[list[Hypothesis]] = [[] for _ in sources]
         for batch in self._batches(sources, options.max_tokens):

@@ -9,12 +9,13 @@ clients: one beam-search step over 50 sentences costs little more than over one.
 Several model threads (``workers``) share the model and the queue, each translating its own
 batch: a decoding step is many small operations that one core runs about as fast as two, so on
 a CPU two single-threaded batches side by side translate ~1.5x as many sentences per second as
-one batch on two threads (benchmarks/serve_load.py). PyTorch releases the GIL inside its
+one batch on two threads (benchmarks/parallel_batches.py). PyTorch releases the GIL inside its
 operations; the model is only read.
 
 With several threads the clients are shared out: a batch takes at most its share of them (the
-most requests in flight in the last second, divided by the threads), and a thread whose share
-is not queued yet waits for it, at most ``fill_wait`` times as long as its last batch took.
+number of clients is estimated as the most requests in flight at once lately, a peak kept for
+CLIENTS_MEMORY seconds; the share is that divided by the threads), and a thread whose share is
+not queued yet waits for it, at most ``fill_wait`` times as long as its last batch took.
 Clients that send their next request as soon as one is answered would otherwise fragment into
 ever smaller batches: a thread that turns free takes whatever few requests have come back. With
 one thread there is no waiting: it would leave every core idle.
@@ -107,18 +108,23 @@ class ShuttingDown(RuntimeError):
     """A request arrived after the worker was told to stop."""
 
 
+# Measured on 2 cores only; beyond a few, more threads share one GIL and ever smaller shares of
+# the clients, so the default stops here and the cores are shared out among these.
+MAX_DEFAULT_WORKERS = 4
+
+
 def model_threads(
     device: str, *, workers: int | None, threads: int | None
 ) -> tuple[int, int | None]:
     """How many model threads translate side by side, and how many CPU threads each uses (None:
-    leave PyTorch's setting). On a CPU, by default one model thread per core PyTorch would use,
-    single-threaded; given one of the two numbers, the other shares out those cores. A GPU runs
-    one batch at a time: one model thread."""
+    leave PyTorch's setting). On a CPU, by default one model thread per core PyTorch would use
+    (at most MAX_DEFAULT_WORKERS), single-threaded; given one of the two numbers, the other
+    shares out those cores. A GPU runs one batch at a time: one model thread."""
     if check_device(device).type != "cpu":
         return workers or 1, threads
     cores = torch.get_num_threads()
     if workers is None:
-        workers = max(1, cores // (threads or 1))
+        workers = max(1, min(MAX_DEFAULT_WORKERS, cores // (threads or 1)))
     return workers, threads or max(1, cores // workers)
 
 
@@ -193,13 +199,14 @@ class BatchingWorker:
         with self._lock:
             if self._stopping:
                 raise ShuttingDown("the server is shutting down")
-            self._queue.put(job)
             self.stats.in_flight += 1
+            # Counted before queueing: a thread woken by this job sees it among the clients.
             if (
                 self.stats.in_flight >= self._clients
                 or job.queued_at - self._clients_at > CLIENTS_MEMORY
             ):
                 self._clients, self._clients_at = self.stats.in_flight, job.queued_at
+            self._queue.put(job)
         job.future.add_done_callback(self._answered)
         return job.future
 
@@ -239,10 +246,11 @@ class BatchingWorker:
         if not self.batching:
             return jobs
         deadline = first.queued_at + self.max_wait
-        threads = len(self._threads)
-        if threads > 1:  # wait for this thread's share of the clients (see the module's doc)
+        share = None  # one thread: every queued job it can take
+        if (threads := len(self._threads)) > 1:  # this thread's share of the clients: wait for it
+            share = -(-self._clients // threads)
             deadline = max(deadline, time.monotonic() + self.fill_wait * state.last_seconds)
-        while tokens < self.batch_tokens and len(jobs) < -(-self._clients // threads):
+        while tokens < self.batch_tokens and (share is None or len(jobs) < share):
             try:
                 # timeout 0 still takes a job that is already queued.
                 job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))

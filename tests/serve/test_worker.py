@@ -89,6 +89,7 @@ def test_a_lone_request_waits_at_most_max_wait_for_company() -> None:
     translator = FakeTranslator()
     worker = make_worker(translator, max_wait=0.3)
     first = submit(worker, "one")
+    time.sleep(0.05)
     second = submit(worker, "two")  # within the 300 ms: joins the first
     assert texts_of(first) == ["ONE"] and texts_of(second) == ["TWO"]
     worker.stop(TIMEOUT)
@@ -222,6 +223,8 @@ def test_model_threads_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> N
     assert model_threads("cpu", workers=None, threads=2) == (2, 2)
     assert model_threads("cpu", workers=3, threads=3) == (3, 3)  # as asked
     assert model_threads("cpu", workers=None, threads=8) == (1, 8)
+    monkeypatch.setattr(worker_module.torch, "get_num_threads", lambda: 16)
+    assert model_threads("cpu", workers=None, threads=None) == (4, 4)  # at most 4 by default
     monkeypatch.setattr(worker_module, "check_device", lambda name: torch.device("cuda"))
     assert model_threads("cuda", workers=None, threads=None) == (1, None)  # a GPU: one at a time
 
@@ -276,10 +279,10 @@ def test_a_thread_takes_only_its_share_of_the_clients() -> None:
 
 def test_a_thread_waits_a_little_for_its_share_to_come_back() -> None:
     translator = GatedTranslator("first", "second")
-    worker = make_worker(translator, workers=2, fill_wait=1.0)
+    worker = make_worker(translator, workers=2, fill_wait=20.0)
     first, second = occupy_both_threads(translator, worker)
     queued = submit(worker, "x")  # 3 in flight: a share of 2
-    time.sleep(0.5)  # the first call takes 0.5 s: its thread may wait as long for its share
+    time.sleep(0.5)  # the first call takes 0.5 s: its thread may wait 20 times as long
     translator.gates["first"].set()
     assert texts_of(first) == ["FIRST"]
     again = submit(worker, "again")  # the answered client comes back
@@ -288,3 +291,18 @@ def test_a_thread_waits_a_little_for_its_share_to_come_back() -> None:
     assert texts_of(second) == ["SECOND"]
     worker.stop(TIMEOUT)
     assert ["x", "again"] in translator.calls
+
+
+def test_the_fill_wait_ends_when_the_share_does_not_come() -> None:
+    translator = GatedTranslator("first", "second")
+    worker = make_worker(translator, workers=2, fill_wait=1.0)
+    first, second = occupy_both_threads(translator, worker)
+    queued = submit(worker, "x")  # a share of 2 that will not be reached
+    time.sleep(0.2)
+    translator.gates["first"].set()
+    assert texts_of(first) == ["FIRST"]
+    assert texts_of(queued) == ["X"]  # after at most ~0.2 s of waiting
+    translator.gates["second"].set()
+    assert texts_of(second) == ["SECOND"]
+    worker.stop(TIMEOUT)
+    assert ["x"] in translator.calls

@@ -1,0 +1,86 @@
+"""Why `nmt serve` runs one single-threaded model thread per core: one batch on all cores
+against as many one-thread batches side by side, in this process, with no HTTP.
+
+The same Translator translates the same sentences ``--window`` at a time (the batches a server
+forms when that many clients each have one sentence in flight): first one batch at a time on
+``--cores`` threads (PyTorch's intra-op parallelism), then one batch at a time on one thread,
+then ``--cores`` threads each translating its own batches on one thread (what `nmt serve
+--workers` does). Prints sentences/s (medians of ``--repeats``) and the ratios.
+
+    .venv/bin/python benchmarks/parallel_batches.py runs/quickstart/averaged
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from nmt.data.parallel import iter_lines
+from nmt.decoding.translator import Translator
+from nmt.machine import describe
+
+
+def sentences_per_second(translator: Translator, windows: list[list[str]], threads: int) -> float:
+    """``threads`` Python threads take the next window until none is left."""
+    remaining = iter(windows)
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                window = next(remaining, None)
+            if window is None:
+                return
+            translator.translate(window)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(len(w) for w in windows) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="model directory")
+    parser.add_argument("--src", type=Path, default=Path("data/de-en/test.en"))
+    parser.add_argument("--sentences", type=int, default=600, help="first N lines of --src")
+    parser.add_argument("--window", type=int, default=25, help="sentences a call")
+    parser.add_argument("--cores", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    sentences = [s for s in iter_lines(args.src) if s.strip()][: args.sentences]
+    windows = [sentences[i : i + args.window] for i in range(0, len(sentences), args.window)]
+    print(describe())
+    translator = Translator.load(args.model)
+    translator.translate(sentences[:32])  # warm-up
+
+    setups = {  # name: (intra-op threads, model threads)
+        f"one batch at a time on {args.cores} threads": (args.cores, 1),
+        "one batch at a time on 1 thread": (1, 1),
+        f"{args.cores} one-thread batches side by side": (1, args.cores),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in setups}
+    for _ in range(args.repeats):  # alternating, so that a slow spell hits every setup
+        for name, (intra, model_threads) in setups.items():
+            torch.set_num_threads(intra)
+            rates[name].append(sentences_per_second(translator, windows, model_threads))
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    reference = medians[f"one batch at a time on {args.cores} threads"]
+    print(
+        f"{len(sentences)} sentences of {args.src}, {args.window} a call; sentences/s, "
+        f"medians of {args.repeats}:"
+    )
+    for name, rate in medians.items():
+        print(f"  {name:45} {rate:7.1f}   ×{rate / reference:.2f}")
+
+
+if __name__ == "__main__":
+    main()
