@@ -3,19 +3,21 @@ sentences and against the same server with batching switched off.
 
 Everything runs on this machine, on 127.0.0.1: the script starts each server itself, drives it
 with ``--clients`` concurrent clients (asyncio + httpx, one sentence per request, each client
-sending its next request when the last is answered) for ``--seconds`` after a short warm-up,
-then stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
+sending its next request when the last is answered) for ``--seconds`` after a warm-up, then
+stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
 requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ from the offline
-ones, and the server's resident memory (peak after the warm-up and at the end: flat means no
-leak), sampled every ``--rss-every`` seconds as well, and the mean requests per model call. The
+ones, the server's resident memory (peak after the warm-up and at the end: flat means no leak),
+sampled every ``--rss-every`` seconds as well, the mean requests per model call, and the CPU
+seconds used during the load by the server's event loop, its model threads and the clients. The
 offline reference is ``translate_file`` (what `nmt translate` runs) on the same sentences in
 this process, before any server starts; beside it, the same Translator given the sentences in
-the clients' order, ``--clients`` at a time: the largest batches a server can form when each of
-``--clients`` clients has one sentence in flight (what batching can reach at best).
+the clients' order, ``--clients`` at a time: the largest batches one model thread can form when
+each of ``--clients`` clients has one sentence in flight. Both offline rates are medians of
+``--repeats`` runs.
 
     .venv/bin/python benchmarks/serve_load.py runs/quickstart/averaged --src data/de-en/test.en
     .venv/bin/python benchmarks/serve_load.py MODEL --clients 5 --seconds 5   # a quick check
-    .venv/bin/python benchmarks/serve_load.py MODEL --variant "1 thread=--threads 1" \\
+    .venv/bin/python benchmarks/serve_load.py MODEL --variant "one thread=--workers 1" \\
         --variant "passive OpenMP=OMP_WAIT_POLICY=PASSIVE"   # more batched runs to compare
 """
 
