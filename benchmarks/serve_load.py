@@ -2,8 +2,9 @@
 sentences and against the same server with batching switched off.
 
 Everything runs on this machine, on 127.0.0.1: the script starts each server itself, drives it
-with ``--clients`` concurrent clients (asyncio + httpx, one sentence per request, each client
-sending its next request when the last is answered) for ``--seconds`` after a warm-up, then
+with ``--clients`` concurrent clients (asyncio on uvloop; each client its own httpx client and
+connection, as separate users have; one sentence per request, each client sending its next
+request when the last is answered) for ``--seconds`` after a warm-up, then
 stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
 requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ from the offline
 ones, the server's resident memory (peak after the warm-up and at the end: flat means no leak),
@@ -13,7 +14,9 @@ offline reference is ``translate_file`` (what `nmt translate` runs) on the same 
 this process, before any server starts; beside it, the same Translator given the sentences in
 the clients' order, ``--clients`` at a time: the largest batches one model thread can form when
 each of ``--clients`` clients has one sentence in flight. Both offline rates are medians of
-``--repeats`` runs.
+``--repeats`` runs. The machine's speed drifts over minutes, so translate_file runs once more
+after each server, and each server is also compared with offline measured just before and after
+it.
 
     .venv/bin/python benchmarks/serve_load.py runs/quickstart/averaged --src data/de-en/test.en
     .venv/bin/python benchmarks/serve_load.py MODEL --clients 5 --seconds 5   # a quick check
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import uvloop
 
 from nmt.data.parallel import iter_lines
 from nmt.machine import describe
@@ -151,29 +156,35 @@ async def drive(
 ) -> Load:
     """``clients`` closed-loop clients for ``seconds``; client c sends sentences c, c + clients…"""
     load = Load()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-        end = time.monotonic() + seconds
+    end = time.monotonic() + seconds
 
-        async def client(c: int) -> None:
-            for n in range(MAX_REQUESTS_PER_CLIENT):
-                if time.monotonic() >= end:
-                    return
-                i = (c + n * clients) % len(sentences)
-                load.sent += 1
-                started = time.monotonic()
-                try:
-                    response = await http.post("/v1/translate", json={"texts": [sentences[i]]})
-                    response.raise_for_status()
-                    text = response.json()["translations"][0]["text"]
-                except (httpx.HTTPError, KeyError, ValueError):
-                    load.errors += 1
-                    continue
-                load.latencies.append(time.monotonic() - started)
-                load.mismatches += text != expected[i]
+    async def client(c: int, http: httpx.AsyncClient) -> None:
+        for n in range(MAX_REQUESTS_PER_CLIENT):
+            if time.monotonic() >= end:
+                return
+            i = (c + n * clients) % len(sentences)
+            load.sent += 1
+            started = time.monotonic()
+            try:
+                response = await http.post("/v1/translate", json={"texts": [sentences[i]]})
+                response.raise_for_status()
+                text = response.json()["translations"][0]["text"]
+            except (httpx.HTTPError, KeyError, ValueError):
+                load.errors += 1
+                continue
+            load.latencies.append(time.monotonic() - started)
+            load.mismatches += text != expected[i]
 
+    # Each client its own httpx client with its one connection, as separate users would have:
+    # one shared pool of 50 connections costs ~4x the CPU a request (httpcore looks through the
+    # pool each time), CPU that this machine's server would otherwise have had.
+    async with contextlib.AsyncExitStack() as stack:
+        https = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=120))
+            for _ in range(clients)
+        ]
         started = time.monotonic()
-        await asyncio.gather(*(client(c) for c in range(clients)))
+        await asyncio.gather(*(client(c, http) for c, http in enumerate(https)))
         load.seconds = time.monotonic() - started
     return load
 
@@ -190,7 +201,7 @@ def measure(
         process, url = start_server(model, flags, Path(tmp) / "server.log")
         try:
             rss_loaded, _ = memory_mb(process.pid)
-            asyncio.run(drive(url, sentences, expected, clients=args.clients, seconds=args.warmup))
+            uvloop.run(drive(url, sentences, expected, clients=args.clients, seconds=args.warmup))
             _, peak_after_warmup = memory_mb(process.pid)
             before = httpx.get(f"{url}/health").json()
             samples: list[float] = []
@@ -203,7 +214,7 @@ def measure(
             sampler = threading.Thread(target=sample_rss, daemon=True)
             sampler.start()
             server_cpu_before, clients_before = thread_cpu_seconds(process.pid), os.times()
-            load = asyncio.run(
+            load = uvloop.run(
                 drive(url, sentences, expected, clients=args.clients, seconds=args.seconds)
             )
             server_cpu_after, clients_after = thread_cpu_seconds(process.pid), os.times()
@@ -234,32 +245,37 @@ def measure(
 # -- offline -----------------------------------------------------------------------------------
 
 
-def offline(
-    model: Path, sentences: list[str], clients: int, repeats: int
-) -> tuple[list[str], float, float]:
-    """`nmt translate`'s code (translate_file) over the sentences: outputs and sentences/s; and
-    sentences/s of the same Translator given them in the clients' order, ``clients`` at a time
-    (client c sends sentences c, c + clients, …: together, one window of ``clients``). Rates:
-    medians of ``repeats`` runs, alternating the two (one run takes seconds: noise is large)."""
-    from nmt.decoding.files import translate_file
-    from nmt.decoding.translator import Translator
+class Offline:
+    """`nmt translate`'s code (translate_file) over the sentences, in this process, with the
+    model loaded once; ``windowed``: the same Translator given them in the clients' order,
+    ``clients`` at a time (client c sends sentences c, c + clients, …: together, one window of
+    ``clients``)."""
 
-    translator = Translator.load(model)
-    translator.translate(sentences[:32])  # warm-up, as the servers get theirs
-    whole, windowed = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        src, hyp = Path(tmp) / "src.txt", Path(tmp) / "hyp.txt"
-        src.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
-        for _ in range(repeats):
-            started = time.perf_counter()
-            translate_file(translator, input_path=src, output_path=hyp, progress=False)
-            whole.append(len(sentences) / (time.perf_counter() - started))
-            started = time.perf_counter()
-            for start in range(0, len(sentences), clients):
-                translator.translate(sentences[start : start + clients])
-            windowed.append(len(sentences) / (time.perf_counter() - started))
-        outputs = hyp.read_text(encoding="utf-8").splitlines()
-    return outputs, statistics.median(whole), statistics.median(windowed)
+    def __init__(self, model: Path, sentences: list[str], folder: Path) -> None:
+        from nmt.decoding.translator import Translator
+
+        self.translator = Translator.load(model)
+        self.translator.translate(sentences[:32])  # warm-up, as the servers get theirs
+        self.sentences = sentences
+        self.src, self.hyp = folder / "src.txt", folder / "hyp.txt"
+        self.src.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
+
+    def rate(self) -> float:
+        """Sentences/s of one translate_file run."""
+        from nmt.decoding.files import translate_file
+
+        started = time.perf_counter()
+        translate_file(self.translator, input_path=self.src, output_path=self.hyp, progress=False)
+        return len(self.sentences) / (time.perf_counter() - started)
+
+    def windowed_rate(self, clients: int) -> float:
+        started = time.perf_counter()
+        for start in range(0, len(self.sentences), clients):
+            self.translator.translate(self.sentences[start : start + clients])
+        return len(self.sentences) / (time.perf_counter() - started)
+
+    def outputs(self) -> list[str]:
+        return self.hyp.read_text(encoding="utf-8").splitlines()
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -291,16 +307,24 @@ def main() -> None:
     variants = [("server, batched", "")] + [tuple(v.split("=", 1)) for v in args.variant]
 
     machine = describe()  # before any load: the machine's own speed
-    expected, offline_rate, windowed_rate = offline(
-        args.model, sentences, args.clients, args.repeats
-    )
-    runs = [
-        measure(name, args.model, flags.split(), sentences, expected, args)
-        for name, flags in variants
-    ]
-    runs.append(
-        measure("server, batching off", args.model, ["--no-batching"], sentences, expected, args)
-    )
+    variants.append(("server, batching off", "--no-batching"))
+    runs, beside = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Offline(args.model, sentences, Path(tmp))
+        whole, windowed = [], []
+        for _ in range(args.repeats):  # alternating: one run takes seconds, and noise is large
+            whole.append(reference.rate())
+            windowed.append(reference.windowed_rate(args.clients))
+        expected = reference.outputs()
+        before = whole[-1]
+        for name, flags in variants:
+            runs.append(measure(name, args.model, flags.split(), sentences, expected, args))
+            # The machine's speed drifts over minutes: offline again right after each server,
+            # so that each has a reference measured beside it.
+            after = reference.rate()
+            beside.append((before, after))
+            before = after
+    offline_rate, windowed_rate = statistics.median(whole), statistics.median(windowed)
 
     print(
         f"\n{machine}; {os.cpu_count()} CPUs ({platform.machine()}); model {args.model}; "
@@ -330,11 +354,13 @@ def main() -> None:
         )
     unbatched = len(runs[-1].load.latencies) / runs[-1].load.seconds
     print()
-    for run in runs[:-1]:
+    for run, (before, after) in zip(runs[:-1], beside, strict=False):
         rate = len(run.load.latencies) / run.load.seconds
         samples = ", ".join(f"{mb:.0f}" for mb in run.rss_samples_mb)
         print(
             f"{run.name}: {rate / offline_rate:.0%} of offline sentences/s, "
+            f"{rate / statistics.mean([before, after]):.0%} of offline measured just before "
+            f"and after it ({before:.1f}, {after:.1f}), "
             f"{rate / windowed_rate:.0%} of offline in the clients' windows, "
             f"{rate / unbatched:.1f}× the unbatched server; requests sent {run.load.sent}, "
             f"answered {len(run.load.latencies)}, errors {run.load.errors}; "

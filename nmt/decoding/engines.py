@@ -45,7 +45,7 @@ from torch import nn
 from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.search import Hypothesis, length_penalty, max_lengths
-from nmt.decoding.translator import Translation, Translator
+from nmt.decoding.translator import Results, Translation, TranslationDone, Translator
 from nmt.errors import NmtError
 from nmt.interop.ctranslate2 import (
     CT2_WEIGHTS,
@@ -215,8 +215,11 @@ class CTranslate2Translator(Translator):
         *,
         return_attention: bool = False,
         first_line: int = 1,
+        on_done: TranslationDone | None = None,
     ) -> list[list[Translation]]:
-        """Up to ``options.nbest`` translations per sentence, best first (attention: None)."""
+        """Up to ``options.nbest`` translations per sentence, best first (attention: None).
+        ``on_done`` as the Translator's, though called as each engine call (one length limit
+        of a token-budget batch) returns: CTranslate2 hands a batch's results back together."""
         options = options if options is not None else self.default_options
         if options.stopping == "exact":
             log.warning("CTranslate2 has no 'exact' stopping rule; it stops by its own")
@@ -224,14 +227,18 @@ class CTranslate2Translator(Translator):
             # The seed is the process's: no other call may draw until this one is done.
             with self._seeded:
                 import_ctranslate2().set_random_seed(options.seed)
-                return self._translate_nbest(sentences, options, first_line)
-        return self._translate_nbest(sentences, options, first_line)
+                return self._translate_nbest(sentences, options, first_line, on_done)
+        return self._translate_nbest(sentences, options, first_line, on_done)
 
     def _translate_nbest(
-        self, sentences: Sequence[str], options: DecodingConfig, first_line: int
+        self,
+        sentences: Sequence[str],
+        options: DecodingConfig,
+        first_line: int,
+        on_done: TranslationDone | None,
     ) -> list[list[Translation]]:
         sources = self._encode(sentences, first_line)
-        hypotheses: list[list[Hypothesis]] = [[] for _ in sources]
+        results = Results(sources, self._translations, on_done)
         for batch in self._batches(sources, options.max_tokens):
             lengths = torch.tensor([len(sources[i].ids) + 1 for i in batch])  # + EOS
             src_mask = torch.arange(int(lengths.max())) < lengths[:, None]
@@ -241,12 +248,8 @@ class CTranslate2Translator(Translator):
             for limit in sorted(set(limits)):
                 group = [i for i, n in zip(batch, limits, strict=True) if n == limit]
                 found = self._search([sources[i].ids for i in group], limit, options)
-                for i, hyps in zip(group, found, strict=True):
-                    hypotheses[i] = hyps
-        return [
-            self._translations(source, hyps)
-            for source, hyps in zip(sources, hypotheses, strict=True)
-        ]
+                results.add(group, found)
+        return results.all()
 
     def score(
         self, src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]]

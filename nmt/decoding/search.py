@@ -19,6 +19,9 @@ Conventions shared by all three searches:
 - The special ids are the model's own (``model.pad_id``, ``bos_id``, ``eos_id``).
 - With ``record_attention`` each hypothesis carries the cross-attention weights the model
   computed while decoding it, read from the decoder state of the step that ended it.
+- ``on_finished(sentence, hypotheses)``, if given, is called once per sentence as soon as its
+  search has ended, with what the search will return for it: a server can answer a request
+  while the batch's longer sentences are still being searched.
 
 Shapes: B sentences, k beams, A sentences still searching, N rows (A·k in beam search),
 V vocabulary, T output tokens + EOS, L layers, H heads.
@@ -52,6 +55,9 @@ def special_ids(model: object) -> SpecialIds:
         bos=getattr(model, "bos_id", BOS_ID),
         eos=getattr(model, "eos_id", EOS_ID),
     )
+
+
+Finished = Callable[[int, list["Hypothesis"]], None]  # (sentence in the batch, its hypotheses)
 
 
 @dataclass
@@ -135,6 +141,7 @@ def generate(
     *,
     max_len_cap: int | None = None,
     record_attention: bool = False,
+    on_finished: Finished | None = None,
 ) -> list[Hypothesis]:
     """Decode one token at a time with ``pick``: one hypothesis per sentence, scored as beam
     search scores its hypotheses. A sentence leaves the batch (its state rows are dropped) as
@@ -173,6 +180,8 @@ def generate(
                 strict=True,
             ):
                 outputs[sentence] = Hypothesis(row_tokens, log_prob / lp, log_prob, weights)
+                if on_finished is not None:
+                    on_finished(sentence, [outputs[sentence]])
             keep = (~ended).nonzero().squeeze(1)
             if keep.numel() == 0:
                 break
@@ -220,6 +229,7 @@ def beam_search(
     *,
     max_len_cap: int | None = None,
     record_attention: bool = False,
+    on_finished: Finished | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses per sentence, best first, by log P / lp(|Y|).
 
@@ -323,6 +333,9 @@ def beam_search(
         else:
             done = num_finished[active] >= enough
         done = done | open_scores[:, 0].isneginf() | (step >= limits[active])
+        if on_finished is not None and done.any():
+            for sentence in active[done].tolist():
+                on_finished(sentence, finished[sentence])
         keep = (~done).nonzero().squeeze(1)  # (A',)
         if keep.numel() == 0:
             break
@@ -342,6 +355,7 @@ def decode(
     generator: torch.Generator | None = None,
     max_len_cap: int | None = None,
     record_attention: bool = False,
+    on_finished: Finished | None = None,
 ) -> list[list[Hypothesis]]:
     """The search ``options`` ask for, per sentence: sampling (with ``generator``), greedy
     (beam size 1) or beam search."""
@@ -355,8 +369,15 @@ def decode(
             options,
             max_len_cap=max_len_cap,
             record_attention=record_attention,
+            on_finished=on_finished,
         )
         return [[h] for h in hyps]
     return beam_search(
-        model, src, src_mask, options, max_len_cap=max_len_cap, record_attention=record_attention
+        model,
+        src,
+        src_mask,
+        options,
+        max_len_cap=max_len_cap,
+        record_attention=record_attention,
+        on_finished=on_finished,
     )

@@ -8,7 +8,7 @@ search the options ask for and puts the detokenized outputs back in input order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +21,7 @@ from torch import Tensor
 from nmt.config import DecodingConfig
 from nmt.data.batching import group_by_length, pad_sequences
 from nmt.data.tokenizer import Tokenizer
-from nmt.decoding.search import Hypothesis, decode, special_ids
+from nmt.decoding.search import Finished, Hypothesis, decode, special_ids
 from nmt.models.interface import Seq2SeqModel
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ class Translation:
     truncated: bool = False
     """The source was longer than the model takes and was cut to its limit."""
     attention: Tensor | None = None
+
+
+# Called with a sentence's index in the call and its n-best list, as soon as it is known.
+TranslationDone = Callable[[int, list[Translation]], None]
 
 
 @dataclass
@@ -120,11 +124,14 @@ class Translator:
         *,
         return_attention: bool = False,
         first_line: int = 1,
+        on_done: TranslationDone | None = None,
     ) -> list[list[Translation]]:
         """Up to ``options.nbest`` translations per sentence, best first.
 
         A blank sentence gets one empty translation scored 0. With ``return_attention`` each
         translation carries the attention its model computed for it (see Translation).
+        ``on_done(i, translations)`` is called once per sentence with what is returned for it,
+        as soon as its search has ended: before the slowest sentence of its batch has.
         """
         options = options if options is not None else self.default_options
         ids = special_ids(self.model)
@@ -136,7 +143,7 @@ class Translator:
             else:
                 generator.manual_seed(options.seed)
         sources = self._encode(sentences, first_line)
-        hypotheses: list[list[Hypothesis]] = [[] for _ in sources]
+        results = Results(sources, self._translations, on_done)
         for batch in self._batches(sources, options.max_tokens):
             rows = [sources[i].ids for i in batch]
             src = pad_sequences(rows, suffix=ids.eos).to(self.device)
@@ -151,13 +158,10 @@ class Translator:
                 generator=generator,
                 max_len_cap=self._max_len_cap,
                 record_attention=return_attention,
+                on_finished=results.of_batch(batch),
             )
-            for i, hyps in zip(batch, found, strict=True):
-                hypotheses[i] = hyps
-        return [
-            self._translations(source, hyps)
-            for source, hyps in zip(sources, hypotheses, strict=True)
-        ]
+            results.add(batch, found)
+        return results.all()
 
     # -- behind the scenes ------------------------------------------------------------------
 
@@ -221,3 +225,42 @@ class Translator:
         # group_by_length budgets source and target; translation has no target yet.
         batches = group_by_length(order, lengths, np.zeros_like(lengths), max_tokens)
         return [[int(i) for i in batch] for batch in batches]
+
+
+class Results:
+    """The translations of one call as its searches finish them, each passed on (``on_done``)
+    the moment it is known: blank sentences at once, the others when their search ends."""
+
+    def __init__(
+        self,
+        sources: list[_Source],
+        make_translations: Callable[[_Source, list[Hypothesis]], list[Translation]],
+        on_done: TranslationDone | None,
+    ) -> None:
+        self.sources, self.make_translations, self.on_done = sources, make_translations, on_done
+        self.done: list[list[Translation] | None] = [None] * len(sources)
+        for i, source in enumerate(sources):
+            if not source.ids:
+                self.finish(i, [])
+
+    def finish(self, i: int, hyps: list[Hypothesis]) -> None:
+        if self.done[i] is not None:
+            return
+        self.done[i] = translations = self.make_translations(self.sources[i], hyps)
+        if self.on_done is not None:
+            self.on_done(i, translations)
+
+    def of_batch(self, batch: list[int]) -> Finished | None:
+        """The search's ``on_finished`` for ``batch`` (indices into the call's sentences)."""
+        if self.on_done is None:
+            return None  # translations are made once, at the end
+        return lambda row, hyps: self.finish(batch[row], hyps)
+
+    def add(self, batch: list[int], found: list[list[Hypothesis]]) -> None:
+        """A batch's returned hypotheses (the sentences its search did not pass on already)."""
+        for i, hyps in zip(batch, found, strict=True):
+            self.finish(i, hyps)
+
+    def all(self) -> list[list[Translation]]:
+        assert all(t is not None for t in self.done), "a sentence was never translated"
+        return cast(list[list[Translation]], self.done)

@@ -789,3 +789,38 @@ def test_outputs_of_a_random_transformer_are_those_recorded_before_the_rewrite(n
     for hyps, recorded in zip(beams, golden["beam4"], strict=True):
         assert [h.score for h in hyps] == pytest.approx([r["score"] for r in recorded], abs=1e-9)
     assert tokens_of(greedy_search(model, src, mask, options)) == golden["greedy"]
+
+
+# -- passing finished sentences on ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes", [{"beam_size": 1}, {"beam_size": 4, "nbest": 2}, {"sampling": True, "seed": 3}]
+)
+def test_each_sentence_is_passed_on_once_as_soon_as_its_search_ends(
+    changes: dict[str, Any],
+) -> None:
+    model = RecurrentFake()
+    steps = 0
+    decode_step = model.decode_step
+
+    def counting_step(prev_tokens: Tensor, state: RecurrentState) -> Any:
+        nonlocal steps
+        steps += 1
+        return decode_step(prev_tokens, state)
+
+    model.decode_step = counting_step  # type: ignore[method-assign]
+    passed_on: dict[int, tuple[list[Hypothesis], int]] = {}
+
+    def on_finished(sentence: int, hyps: list[Hypothesis]) -> None:
+        assert sentence not in passed_on, "passed on twice"
+        passed_on[sentence] = (hyps, steps)
+
+    options = opts(**changes)
+    generator = torch.Generator().manual_seed(options.seed or 0)
+    found = decode(model, *batch(SOURCES), options, generator=generator, on_finished=on_finished)
+    assert sorted(passed_on) == list(range(len(SOURCES)))
+    for sentence, (hyps, _) in passed_on.items():
+        assert [(h.tokens, h.score) for h in hyps] == [(h.tokens, h.score) for h in found[sentence]]
+    # The one-token source ends first, while the seven-token one is still being searched.
+    assert passed_on[2][1] < passed_on[1][1] == steps

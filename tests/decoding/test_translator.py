@@ -200,3 +200,36 @@ def test_sources_are_padded_with_the_models_own_ids(tokenizer: Tokenizer) -> Non
     short = len(tokenizer.encode("hello"))
     assert src[0, short] == 3 and (src[0, short + 1 :] == tokenizer.vocab_size - 1).all()
     assert src_mask[0].tolist() == [True] * (short + 1) + [False] * (src.size(1) - short - 1)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_each_translation_is_passed_on_once_before_its_batch_ends(
+    copy_model: Any, tokenizer: Tokenizer, sentences: list[str], beam_size: int
+) -> None:
+    steps = 0
+    decode_step = copy_model.decode_step
+
+    def counting_step(prev_tokens: torch.Tensor, state: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        return decode_step(prev_tokens, state)
+
+    copy_model.decode_step = counting_step
+    passed_on: dict[int, tuple[str, int]] = {}
+
+    def on_done(i: int, translations: list[Any]) -> None:
+        assert i not in passed_on, "passed on twice"
+        passed_on[i] = (translations[0].text, steps)
+
+    given = ["", *sentences, "  "]  # blank lines too: they need no model
+    results = Translator(copy_model, tokenizer).translate_nbest(
+        given, opts(beam_size=beam_size, max_tokens=1000), on_done=on_done
+    )
+    assert len(copy_model.encoded) == 1  # one batch
+    assert {i: text for i, (text, _) in passed_on.items()} == {
+        i: nbest[0].text for i, nbest in enumerate(results)
+    }
+    assert passed_on[0] == ("", 0) and passed_on[len(given) - 1] == ("", 0)
+    shortest = min(range(1, len(given) - 1), key=lambda i: len(tokenizer.encode(given[i])))
+    assert passed_on[shortest][0] == given[shortest]
+    assert passed_on[shortest][1] < steps  # while longer sentences were still searched

@@ -172,9 +172,14 @@ def test_beam_search_outputs_are_identical(trained_model_dir: Path, toy_corpus: 
     sentences = (toy_corpus / "test.en").read_text(encoding="utf-8").splitlines()
     options = DecodingConfig(beam_size=4, length_penalty=0.0, stopping="early", nbest=2)
     ours = load_translator([trained_model_dir]).translate_nbest(sentences, options)
+    passed_on: dict[int, list[str]] = {}  # what the engine hands on as each batch returns
     theirs = load_translator([trained_model_dir], engine="ctranslate2").translate_nbest(
-        sentences, options
+        [*sentences, ""],
+        options,
+        on_done=lambda i, nbest: passed_on.setdefault(i, [t.text for t in nbest]),
     )
+    assert passed_on == {i: [t.text for t in nbest] for i, nbest in enumerate(theirs)}
+    assert theirs.pop()[0].text == ""
     for mine, engine in zip(ours, theirs, strict=True):
         assert [t.tokens for t in engine] == [t.tokens for t in mine]
         assert [t.text for t in engine] == [t.text for t in mine]

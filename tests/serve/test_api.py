@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from nmt.config import DecodingConfig, RNNConfig, load_config
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
-from nmt.decoding.translator import Translation, Translator
+from nmt.decoding.translator import Translation, TranslationDone, Translator
 from nmt.models.build import build_model
 from nmt.models.store import load_model_dir, resolve_model_dir, write_model_dir
 from nmt.serve.app import create_app, model_info
@@ -276,10 +276,11 @@ class FailsOnBoom:
         options: DecodingConfig | None = None,
         *,
         return_attention: bool = False,
+        on_done: TranslationDone | None = None,
     ) -> list[list[Translation]]:
         if "boom" in sentences:
             raise RuntimeError("a bug in the model")
-        return self.translator.translate_nbest(sentences, options)
+        return self.translator.translate_nbest(sentences, options, on_done=on_done)
 
 
 def test_a_failure_in_one_request_leaves_the_others_alone(

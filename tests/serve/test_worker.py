@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nmt.config import DecodingConfig
-from nmt.decoding.translator import Translation
+from nmt.decoding.translator import Translation, TranslationDone
 from nmt.serve import worker as worker_module
 from nmt.serve.worker import BatchingWorker, ShuttingDown, model_threads
 
@@ -23,6 +23,7 @@ class FakeTranslator:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.asked_early: list[bool] = []  # per call: was on_done given?
         self.entered = threading.Event()
         self.release = threading.Event()
         self.release.set()
@@ -33,8 +34,10 @@ class FakeTranslator:
         options: DecodingConfig | None = None,
         *,
         return_attention: bool = False,
+        on_done: TranslationDone | None = None,  # not called: the worker answers at the end
     ) -> list[list[Translation]]:
         self.calls.append(list(sentences))
+        self.asked_early.append(on_done is not None)
         self.entered.set()
         assert self.release.wait(TIMEOUT)
         if "boom" in sentences:
@@ -216,6 +219,76 @@ def test_two_model_threads_translate_two_batches_at_once() -> None:
     assert worker.stats.batches == 2 and worker.stats.requests == 2
 
 
+class AnswersAsItGoes(FakeTranslator):
+    """Passes its first sentence on (``on_done``) at once, then holds until released; the
+    others are passed on after that. Fails on "boom" (first: at once; later: once released)."""
+
+    def translate_nbest(
+        self,
+        sentences: Sequence[str],
+        options: DecodingConfig | None = None,
+        *,
+        return_attention: bool = False,
+        on_done: TranslationDone | None = None,
+    ) -> list[list[Translation]]:
+        self.calls.append(list(sentences))
+        results = [[Translation(text=s.upper(), tokens=[], score=-1.0)] for s in sentences]
+        assert on_done is not None
+        if sentences[0] == "boom":
+            raise RuntimeError("the model fell over")
+        on_done(0, results[0])
+        self.entered.set()
+        assert self.release.wait(TIMEOUT)
+        if "boom" in sentences:
+            raise RuntimeError("the model fell over")
+        for i in range(1, len(sentences)):
+            on_done(i, results[i])
+        return results
+
+
+def test_a_request_is_answered_as_soon_as_its_texts_are_translated() -> None:
+    translator = AnswersAsItGoes()
+    translator.release.clear()
+    worker = make_worker(translator, max_wait=0.3)
+    early = submit(worker, "early")
+    time.sleep(0.05)
+    later = submit(worker, "two", "texts")  # joins the first: one call for both
+    assert translator.entered.wait(TIMEOUT)
+    # The call is still running: its first text is translated, the second request's are not.
+    assert texts_of(early) == ["EARLY"]
+    assert not later.done() and worker.stats.batches == 0
+    translator.release.set()
+    assert texts_of(later) == ["TWO", "TEXTS"]
+    worker.stop(TIMEOUT)
+    assert translator.calls == [["early", "two", "texts"]]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_only_one_model_thread_answers_before_the_batch_ends(workers: int) -> None:
+    translator = FakeTranslator()
+    worker = make_worker(translator, workers=workers)
+    assert texts_of(submit(worker, "x")) == ["X"]
+    worker.stop(TIMEOUT)
+    assert translator.asked_early == [workers == 1]
+
+
+def test_a_failure_after_an_early_answer_retranslates_only_the_unanswered() -> None:
+    translator = AnswersAsItGoes()
+    translator.release.clear()
+    worker = make_worker(translator, max_wait=0.3)
+    early = submit(worker, "early")
+    time.sleep(0.05)
+    bad = submit(worker, "boom")
+    fine = submit(worker, "fine")
+    assert texts_of(early) == ["EARLY"]
+    translator.release.set()
+    with pytest.raises(RuntimeError, match="fell over"):
+        bad.result(TIMEOUT)
+    assert texts_of(fine) == ["FINE"]
+    worker.stop(TIMEOUT)
+    assert translator.calls == [["early", "boom", "fine"], ["boom"], ["fine"]]
+
+
 def test_model_threads_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_module.torch, "get_num_threads", lambda: 4)
     assert model_threads("cpu", workers=None, threads=None) == (4, 1)  # one per core
@@ -244,6 +317,7 @@ class GatedTranslator(FakeTranslator):
         options: DecodingConfig | None = None,
         *,
         return_attention: bool = False,
+        on_done: TranslationDone | None = None,
     ) -> list[list[Translation]]:
         for text in sentences:
             if text in self.gates:
