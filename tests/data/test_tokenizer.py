@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, THREADED_ENCODE_FROM, UNK_ID, Tokenizer
 from nmt.errors import NmtError
 
 
@@ -38,3 +38,13 @@ def test_load_refuses_a_non_model(tmp_path: Path) -> None:
         Tokenizer.load(bad)
     with pytest.raises(NmtError, match="not found"):
         Tokenizer.load(tmp_path / "missing.model")
+
+
+@pytest.mark.parametrize("count", [1, THREADED_ENCODE_FROM - 1, THREADED_ENCODE_FROM, 100])
+def test_a_batch_encodes_as_each_line_alone(
+    toy_tokenizer: Tokenizer, toy_corpus: Path, count: int
+) -> None:
+    # Few lines are encoded one at a time, many by SentencePiece's threaded list call.
+    lines = (toy_corpus / "dev.de").read_text().splitlines()
+    lines = (lines * (1 + count // len(lines)))[:count]
+    assert toy_tokenizer.encode_batch(lines) == [toy_tokenizer.encode(line) for line in lines]
