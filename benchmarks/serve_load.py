@@ -176,8 +176,8 @@ async def drive(
             load.mismatches += text != expected[i]
 
     # Each client its own httpx client with its one connection, as separate users would have:
-    # one shared pool of 50 connections costs ~4x the CPU a request (httpcore looks through the
-    # pool each time), CPU that this machine's server would otherwise have had.
+    # one shared pool of 50 connections costs 5-6x the client CPU a request
+    # (benchmarks/http_overhead.py), CPU that this machine's server would otherwise have had.
     async with contextlib.AsyncExitStack() as stack:
         https = [
             await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=120))
@@ -354,7 +354,7 @@ def main() -> None:
         )
     unbatched = len(runs[-1].load.latencies) / runs[-1].load.seconds
     print()
-    for run, (before, after) in zip(runs[:-1], beside, strict=False):
+    for run, (before, after) in zip(runs[:-1], beside[:-1], strict=True):
         rate = len(run.load.latencies) / run.load.seconds
         samples = ", ".join(f"{mb:.0f}" for mb in run.rss_samples_mb)
         print(

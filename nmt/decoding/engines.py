@@ -45,7 +45,7 @@ from torch import nn
 from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.search import Hypothesis, length_penalty, max_lengths
-from nmt.decoding.translator import Results, Translation, TranslationDone, Translator
+from nmt.decoding.translator import CallTranslations, Translation, TranslationDone, Translator
 from nmt.errors import NmtError
 from nmt.interop.ctranslate2 import (
     CT2_WEIGHTS,
@@ -238,7 +238,7 @@ class CTranslate2Translator(Translator):
         on_done: TranslationDone | None,
     ) -> list[list[Translation]]:
         sources = self._encode(sentences, first_line)
-        results = Results(sources, self._translations, on_done)
+        results = CallTranslations(sources, self._translations, on_done)
         for batch in self._batches(sources, options.max_tokens):
             lengths = torch.tensor([len(sources[i].ids) + 1 for i in batch])  # + EOS
             src_mask = torch.arange(int(lengths.max())) < lengths[:, None]

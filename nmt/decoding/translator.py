@@ -143,7 +143,7 @@ class Translator:
             else:
                 generator.manual_seed(options.seed)
         sources = self._encode(sentences, first_line)
-        results = Results(sources, self._translations, on_done)
+        results = CallTranslations(sources, self._translations, on_done)
         for batch in self._batches(sources, options.max_tokens):
             rows = [sources[i].ids for i in batch]
             src = pad_sequences(rows, suffix=ids.eos).to(self.device)
@@ -227,7 +227,7 @@ class Translator:
         return [[int(i) for i in batch] for batch in batches]
 
 
-class Results:
+class CallTranslations:
     """The translations of one call as its searches finish them, each passed on (``on_done``)
     the moment it is known: blank sentences at once, the others when their search ends."""
 

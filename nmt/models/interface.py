@@ -67,7 +67,9 @@ class Seq2SeqModel(Protocol):
         ...
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """Feed one token per row (N,); return log-probabilities (N, V) of the next one."""
+        """Feed one token per row (N,); return log-probabilities (N, V) of the next one, in a
+        tensor of their own (not kept, not a view of one kept): search takes it over and
+        changes it in place."""
         ...
 
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:

@@ -28,11 +28,11 @@ waits ``max_wait`` at most.
 With one thread, a request is answered as soon as the search has finished its texts, while the
 longer sentences of its batch are still searched: its client sends its next request at once,
 and the thread's next batch holds every client instead of only those that waited out this one
-(50 clients: 48 requests a call instead of 25, 1.2x the sentences/s). With several threads on a
-CPU, answers come when the batch ends: answering sentence by sentence wakes the event loop (and
-on a small machine the clients) once a request instead of once a batch, each wake-up taking a
-core from a model thread, and there it cost 12% of the sentences/s (benchmarks/serve_load.py,
-docs/serve.md).
+(50 clients: 48 requests a call instead of 25, 1.2x the sentences/s). With several threads,
+answers come when the batch ends: answering sentence by sentence wakes the event loop (and
+on a small machine the clients) once a request instead of once a batch; on 2 cores with two
+threads the event loop's and the clients' CPU a request rose by about half and sentences/s fell
+by 12% (benchmarks/serve_load.py, docs/serve.md).
 
 A failure stays with its request: if a group's call raises, each of its jobs not yet answered
 is translated alone, so only the job at fault gets the exception.
@@ -124,6 +124,8 @@ class _Answers:
 
     def add(self, i: int, translations: list[Translation]) -> None:
         job, j = self.owners[i]
+        if self.results[job.number][j] is not None:
+            return  # passed on twice: the first answer stands
         self.results[job.number][j] = translations
         self.missing[job.number] -= 1
         if self.missing[job.number] == 0:
@@ -309,24 +311,31 @@ class BatchingWorker:
                 texts, group[0].options, return_attention=group[0].attention, on_done=on_done
             )
         except Exception as exc:
-            if len(group) == 1:
-                if not group[0].future.done():
-                    self._fail(group[0], exc)
-                return
-            log.info("a batch of %d requests failed; translating each alone", len(group))
-            for job in group:
-                if not job.future.done():
+            unanswered = [job for job in group if not job.future.done()]
+            if len(unanswered) < len(group):
+                self._count(len(group) - len(unanswered))  # answered before the failure
+            if not unanswered:
+                log.exception("a batch failed after answering every request", exc_info=exc)
+            elif len(group) == 1:
+                self._fail(group[0], exc)
+            else:
+                log.info("a batch of %d requests failed; translating each alone", len(group))
+                for job in unanswered:
                     self._translate([job])
             return
-        with self._lock:
-            self.stats.batches += 1
-            self.stats.requests += len(group)
-            self.stats.largest_batch = max(self.stats.largest_batch, len(group))
+        self._count(len(group))
         start = 0
         for job in group:  # those a translator that does not call on_done left unanswered
             if not job.future.done():
                 job.future.set_result(results[start : start + len(job.texts)])
             start += len(job.texts)
+
+    def _count(self, answered: int) -> None:
+        """One Translator call that answered ``answered`` requests."""
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.requests += answered
+            self.stats.largest_batch = max(self.stats.largest_batch, answered)
 
     @staticmethod
     def _fail(job: Job, exc: Exception) -> None:

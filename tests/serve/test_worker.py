@@ -287,6 +287,8 @@ def test_a_failure_after_an_early_answer_retranslates_only_the_unanswered() -> N
     assert texts_of(fine) == ["FINE"]
     worker.stop(TIMEOUT)
     assert translator.calls == [["early", "boom", "fine"], ["boom"], ["fine"]]
+    # The failed call still answered one request; "fine" was answered alone; "boom" never.
+    assert worker.stats.batches == 2 and worker.stats.requests == 2
 
 
 def test_model_threads_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
