@@ -9,8 +9,10 @@ CPU seconds of the server process (/proc) and of the clients (this process) per 
 
 - servers: uvicorn's pure-Python HTTP parser and asyncio's loop (``h11``, ``asyncio``), against
   the compiled ones `nmt serve` now installs (``httptools``, ``uvloop``);
-- clients: one httpx client whose pool holds all the connections (the load test before), against
-  one httpx client per simulated user (the load test now), each on asyncio and on uvloop.
+- clients: one httpx client whose pool holds all the connections (the load test before),
+  one httpx client per simulated user, and one httpcore connection pool (httpx's transport,
+  without httpx's request and response objects) of one connection per user (the load test
+  now), each on asyncio and on uvloop.
 
 Each figure is the median of ``--repeats`` runs.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import statistics
@@ -29,10 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import uvloop
 
@@ -59,6 +63,8 @@ async def translate(request: Request) -> dict:
     return {"translations": [{"text": text, "score": -1.0} for text in request.texts]}
 """
 SENTENCE = "Resumption of the session, as the minutes of the sitting show."
+JSON = [(b"Content-Type", b"application/json")]
+CLIENTS = ("one httpx pool for all", "one httpx client each", "one httpcore connection each")
 
 
 def free_port() -> int:
@@ -77,29 +83,42 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def drive(url: str, clients: int, seconds: float, *, shared: bool) -> int:
-    """Closed-loop clients for ``seconds``; the number of answered requests."""
+async def drive(url: str, clients: int, seconds: float, *, kind: str) -> int:
+    """Closed-loop clients of ``kind`` (see CLIENTS) for ``seconds``; the answered requests."""
     answered = 0
     end = time.monotonic() + seconds
+    body = json.dumps({"texts": [SENTENCE]}).encode()
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def post_httpx(http: httpx.AsyncClient) -> int:
+        response = await http.post(f"{url}/v1/translate", json={"texts": [SENTENCE]})
+        response.raise_for_status()
+        return len(response.json()["translations"])
+
+    async def post_httpcore(pool: httpcore.AsyncConnectionPool) -> int:
+        response = await pool.request("POST", f"{url}/v1/translate", headers=JSON, content=body)
+        assert response.status == 200, response.status
+        return len(json.loads(response.content)["translations"])
+
+    async def client(post: Callable[[Any], Awaitable[int]], connection: Any) -> None:
         nonlocal answered
         while time.monotonic() < end:
-            response = await http.post("/v1/translate", json={"texts": [SENTENCE]})
-            response.raise_for_status()
-            answered += len(response.json()["translations"])
+            got = await post(connection)  # not `answered += await …`: that reads before awaiting
+            answered += got
 
     async with contextlib.AsyncExitStack() as stack:
-        if shared:
+        enter = stack.enter_async_context
+        if kind == "one httpx pool for all":
             limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-            one = await stack.enter_async_context(httpx.AsyncClient(base_url=url, limits=limits))
-            https = [one] * clients
+            one = await enter(httpx.AsyncClient(limits=limits))
+            connections: list[Any] = [one] * clients
+        elif kind == "one httpx client each":
+            connections = [await enter(httpx.AsyncClient()) for _ in range(clients)]
         else:
-            https = [
-                await stack.enter_async_context(httpx.AsyncClient(base_url=url))
-                for _ in range(clients)
+            connections = [
+                await enter(httpcore.AsyncConnectionPool(max_connections=1)) for _ in range(clients)
             ]
-        await asyncio.gather(*(client(http) for http in https))
+        post = post_httpx if kind.startswith("one httpx") else post_httpcore
+        await asyncio.gather(*(client(post, c) for c in connections))
     return answered
 
 
@@ -136,12 +155,12 @@ Runner = Callable[[Coroutine[Any, Any, int]], int]
 
 
 def measure(
-    url: str, pid: int, args: argparse.Namespace, *, shared: bool, run: Runner
+    url: str, pid: int, args: argparse.Namespace, *, kind: str, run: Runner
 ) -> tuple[float, float, float]:
     """Requests/s, server CPU ms a request, clients' CPU ms a request (one run)."""
     server_before, clients_before = cpu_seconds(pid), own_cpu_seconds()
     started = time.monotonic()
-    answered = run(drive(url, args.clients, args.seconds, shared=shared))
+    answered = run(drive(url, args.clients, args.seconds, kind=kind))
     elapsed = time.monotonic() - started
     server = cpu_seconds(pid) - server_before
     clients = own_cpu_seconds() - clients_before
@@ -168,16 +187,15 @@ def main() -> None:
             process = start_server(Path(tmp), flags, port)
             url = f"http://{HOST}:{port}"
             try:
-                for shared in (True, False):
+                for kind in CLIENTS:
                     for loop, run in runners.items():
                         runs = [
-                            measure(url, process.pid, args, shared=shared, run=run)
+                            measure(url, process.pid, args, kind=kind, run=run)
                             for _ in range(args.repeats)
                         ]
                         rate, server_ms, clients_ms = (
                             statistics.median(x) for x in zip(*runs, strict=True)
                         )
-                        kind = "one pool for all" if shared else "one client each"
                         print(
                             f"| {server} | {kind}, {loop} | {rate:.0f} | {server_ms:.3f} | "
                             f"{clients_ms:.3f} |"

@@ -2,9 +2,9 @@
 sentences and against the same server with batching switched off.
 
 Everything runs on this machine, on 127.0.0.1: the script starts each server itself, drives it
-with ``--clients`` concurrent clients (asyncio on uvloop; each client its own httpx client and
-connection, as separate users have; one sentence per request, each client sending its next
-request when the last is answered) for ``--seconds`` after a warm-up, then
+with ``--clients`` concurrent clients (asyncio on uvloop; each client its own connection, as
+separate users have, through httpcore, httpx's transport; one sentence per request, each client
+sending its next request when the last is answered) for ``--seconds`` after a warm-up, then
 stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
 requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ from the offline
 ones, the server's resident memory (peak after the warm-up and at the end: flat means no leak),
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import signal
@@ -42,6 +43,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpcore
 import httpx
 import uvloop
 
@@ -50,6 +52,8 @@ from nmt.machine import describe
 
 HOST = "127.0.0.1"  # loopback only: the load never leaves this machine
 MAX_REQUESTS_PER_CLIENT = 100_000  # a bound besides the time limit
+JSON = [(b"Content-Type", b"application/json")]
+HTTPCORE_ERRORS = (httpcore.NetworkError, httpcore.TimeoutException, httpcore.ProtocolError)
 
 
 @dataclass
@@ -157,34 +161,41 @@ async def drive(
     """``clients`` closed-loop clients for ``seconds``; client c sends sentences c, c + clients…"""
     load = Load()
     end = time.monotonic() + seconds
+    timeouts = {"timeout": {"connect": 120.0, "read": 120.0, "write": 120.0, "pool": 120.0}}
 
-    async def client(c: int, http: httpx.AsyncClient) -> None:
+    async def client(c: int, http: httpcore.AsyncConnectionPool) -> None:
         for n in range(MAX_REQUESTS_PER_CLIENT):
             if time.monotonic() >= end:
                 return
             i = (c + n * clients) % len(sentences)
             load.sent += 1
             started = time.monotonic()
+            body = json.dumps({"texts": [sentences[i]]}).encode()
             try:
-                response = await http.post("/v1/translate", json={"texts": [sentences[i]]})
-                response.raise_for_status()
-                text = response.json()["translations"][0]["text"]
-            except (httpx.HTTPError, KeyError, ValueError):
+                response = await http.request(
+                    "POST", f"{url}/v1/translate", headers=JSON, content=body, extensions=timeouts
+                )
+                if response.status != 200:
+                    raise ValueError(f"HTTP {response.status}")
+                text = json.loads(response.content)["translations"][0]["text"]
+            except (*HTTPCORE_ERRORS, KeyError, ValueError):
                 load.errors += 1
                 continue
             load.latencies.append(time.monotonic() - started)
             load.mismatches += text != expected[i]
 
-    # Each client its own httpx client with its one connection, as separate users would have:
-    # one shared pool of 50 connections costs 5-6x the client CPU a request
-    # (benchmarks/http_overhead.py), CPU that this machine's server would otherwise have had.
+    # Each client its own connection, as separate users would have, through httpcore (httpx's
+    # transport) without httpx's request and response objects on top: on this 2-core machine the
+    # clients' CPU is CPU the server does not get. benchmarks/http_overhead.py measures it: one
+    # httpx client's pool of 50 connections for all costs 5-6x the CPU a request of one httpx
+    # client each, and httpcore alone about two thirds of that again.
     async with contextlib.AsyncExitStack() as stack:
-        https = [
-            await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=120))
+        pools = [
+            await stack.enter_async_context(httpcore.AsyncConnectionPool(max_connections=1))
             for _ in range(clients)
         ]
         started = time.monotonic()
-        await asyncio.gather(*(client(c, http) for c, http in enumerate(https)))
+        await asyncio.gather(*(client(c, pool) for c, pool in enumerate(pools)))
         load.seconds = time.monotonic() - started
     return load
 
