@@ -32,7 +32,12 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: lint | $(CHROMIUM)
+# msgfmt -c checks the PO catalogues that `nmt translate` writes (Debian's gettext).
+MSGFMT := /usr/bin/msgfmt
+$(MSGFMT):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext
+
+test: lint | $(CHROMIUM) $(MSGFMT)
 	$(BIN)/pytest -q
 
 # Tests that need the fetched corpus or minutes of CPU.
