@@ -447,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment_verb(verbs)
     _add_import_verb(verbs)
     _add_export_verb(verbs)
+    _add_embeddings_verb(verbs)
     return parser
 
 
@@ -481,6 +482,52 @@ def cmd_export(args: argparse.Namespace) -> None:
             raise NmtError("--quantization applies to --to ctranslate2 only")
         export_marian(args.model_dir, args.output)
     print(f"exported {args.model_dir} to the {args.to} model directory {args.output}")
+
+
+def cmd_embeddings_train(args: argparse.Namespace) -> None:
+    from nmt.embeddings.options import EmbeddingOptions
+    from nmt.embeddings.train import train_embeddings
+
+    logging.getLogger("gensim").setLevel(logging.WARNING)  # its INFO is a line per 10k sentences
+    options = EmbeddingOptions(
+        method=args.method,
+        dim=args.dim,
+        window=args.window,
+        min_count=args.min_count,
+        epochs=args.epochs,
+        lowercase=args.lowercase,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    print(train_embeddings(args.corpus, args.output, options))
+
+
+def _add_embeddings_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from nmt.embeddings.options import METHODS, EmbeddingOptions
+
+    defaults = EmbeddingOptions()
+    embeddings = verbs.add_parser("embeddings", help="static word vectors (Word2Vec, FastText)")
+    actions = embeddings.add_subparsers(dest="embeddings_action", required=True, metavar="ACTION")
+    train = actions.add_parser(
+        "train",
+        help="train vectors with gensim on text files; write word2vec text format "
+        "(for model.src_vectors / model.tgt_vectors)",
+    )
+    train.add_argument("corpus", type=Path, nargs="+", help="text files, one sentence a line")
+    train.add_argument("-o", "--output", type=Path, required=True, help="vectors file to write")
+    train.add_argument("--method", choices=METHODS, default=defaults.method)
+    train.add_argument(
+        "--dim", type=int, default=defaults.dim, help="vector size: the model's embedding width"
+    )
+    train.add_argument("--window", type=int, default=defaults.window, help="context window")
+    train.add_argument("--min-count", type=int, default=defaults.min_count, help="rarer words out")
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--lowercase", action="store_true", help="lowercase words first")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument(
+        "--workers", type=int, default=defaults.workers, help="threads (1: repeatable)"
+    )
+    train.set_defaults(func=cmd_embeddings_train)
 
 
 def _add_export_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

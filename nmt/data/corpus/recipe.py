@@ -27,6 +27,7 @@ from nmt.data.corpus import (
     libreoffice_help,
     libreoffice_ui,
     manpages,
+    summaries,
 )
 from nmt.data.corpus.debian import Deb
 from nmt.data.corpus.report import FetchReport, SourceReport
@@ -202,7 +203,7 @@ def write_corpus(out_dir: Path, split: Split, sources_md: str) -> None:
             publish(tmp, out_dir)
             return
         for path in sorted(tmp.iterdir()):
-            os.replace(path, out_dir / path.name)
+            publish(path, out_dir / path.name)
     except OSError as exc:
         raise NmtError(f"{out_dir}: cannot write the corpus ({exc})") from None
     finally:
@@ -211,10 +212,13 @@ def write_corpus(out_dir: Path, split: Split, sources_md: str) -> None:
 
 def fetch_corpus(
     name: str, out_dir: Path, *, cache_dir: Path | None = None, with_gimp: bool = False
-) -> FetchReport:
+) -> FetchReport | summaries.SummariesReport:
     """Fetch, extract, split and write the named corpus into ``out_dir``; say what it did."""
+    if name == summaries.NAME:  # built from apt's package index, not from packages
+        return summaries.fetch_summaries(Path(out_dir))
     if name not in CORPORA:
-        raise NmtError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+        known = ", ".join((*CORPORA, summaries.NAME))
+        raise NmtError(f"unknown corpus {name!r}; known: {known}")
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
     cache_dir = cache_dir if cache_dir is not None else debian.default_cache_dir()
