@@ -1,0 +1,209 @@
+"""Lexically constrained beam search: dynamic beam allocation (Post & Vilar, 2018).
+
+A sentence's constraints are token sequences (phrases) its translation must contain, in any
+order (nmt.decoding.glossary makes them from a glossary). Each open hypothesis carries a
+:class:`ConstraintState`: which phrases it has produced, and how far it is into the one it is
+producing now. Beam search asks :func:`select` for each step's candidates in place of a plain
+top-k; :func:`select` works in four steps for every sentence:
+
+1. EOS is forbidden to a hypothesis that has not produced all its phrases, so every
+   hypothesis that ends meets its constraints, except at the length limit (below).
+2. Candidates: the usual 2k best extensions over all beams, plus every beam's best token, plus
+   every beam's tokens that would advance a constraint (the next token of the phrase it is in,
+   else the first token of each phrase it lacks), however improbable.
+3. Each candidate's state after its token gives its *bank*: the number of constraint tokens it
+   has produced (a partly produced phrase counts its tokens so far).
+4. Dynamic beam allocation: the beam is shared out among the banks. Within each bank the
+   candidates are ranked by score; the order returned takes the best of the highest bank, then
+   the best of the next bank down, … the best of bank 0, then every bank's second best, and so
+   on (fairseq's "stripes", the form of DBA that needs no beam-size arithmetic: a bank with
+   fewer candidates than its share leaves its places to the others). The search keeps the first
+   k that do not end, so hypotheses that have met more constraints are never crowded out by
+   more probable ones that met fewer, nor the reverse.
+
+A phrase in progress is abandoned when the hypothesis produces another token (its tokens so far
+stop counting); a token that begins several missing phrases starts the first of them.
+
+At the length limit search allows nothing but EOS, and :func:`select` does not forbid it: a
+sentence whose constraints could not all be met within ``max_len`` tokens still ends, with the
+best hypotheses it has, which lack a term (nmt.decoding.translator warns about it). Terms longer
+than the limit are refused before search starts.
+
+Shapes: A sentences still searching, k beams, V vocabulary, n candidates returned (2k).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+Phrase = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ConstraintState:
+    """What one hypothesis has produced of its sentence's phrases."""
+
+    phrases: tuple[Phrase, ...]
+    met: tuple[bool, ...]
+    current: int | None = None  # the phrase being produced, if any
+    progress: int = 0  # its tokens produced so far
+
+    @classmethod
+    def start(cls, phrases: Sequence[Sequence[int]]) -> ConstraintState:
+        """The state before any token, for ``phrases`` (each non-empty; duplicates count once)."""
+        unique = tuple(dict.fromkeys(tuple(p) for p in phrases))
+        assert all(unique), "an empty constraint"
+        return cls(unique, (False,) * len(unique))
+
+    @property
+    def bank(self) -> int:
+        """Constraint tokens produced: whole phrases met plus the phrase in progress so far."""
+        done = sum(len(p) for p, m in zip(self.phrases, self.met, strict=True) if m)
+        return done + self.progress
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(p) for p in self.phrases)
+
+    @property
+    def all_met(self) -> bool:
+        return all(self.met)
+
+    def next_tokens(self) -> set[int]:
+        """The tokens that would advance a constraint now."""
+        if self.current is not None:
+            return {self.phrases[self.current][self.progress]}
+        return {p[0] for p, m in zip(self.phrases, self.met, strict=True) if not m}
+
+    def advance(self, token: int) -> ConstraintState:
+        """The state after producing ``token``."""
+        if self.current is not None and self.phrases[self.current][self.progress] == token:
+            return self._produced(self.current, self.progress + 1)
+        for index, (phrase, met) in enumerate(zip(self.phrases, self.met, strict=True)):
+            if not met and phrase[0] == token:
+                return self._produced(index, 1)
+        if self.current is None:
+            return self
+        return ConstraintState(self.phrases, self.met)  # the phrase in progress is abandoned
+
+    def _produced(self, index: int, progress: int) -> ConstraintState:
+        if progress < len(self.phrases[index]):
+            return ConstraintState(self.phrases, self.met, index, progress)
+        met = tuple(m or i == index for i, m in enumerate(self.met))
+        return ConstraintState(self.phrases, met)
+
+
+@dataclass
+class Selection:
+    """A step's candidates in the order beam search should take them: (A, n) each, and the
+    state each candidate's hypothesis would have (A lists of n)."""
+
+    scores: Tensor
+    beams: Tensor
+    tokens: Tensor
+    states: list[list[ConstraintState]]
+
+
+def forbid_early_ends(
+    log_probs: Tensor, states: Sequence[Sequence[ConstraintState]], at_limit: Tensor, eos: int
+) -> None:
+    """Forbid EOS (in place in ``log_probs`` (A·k, V)) to every hypothesis with a constraint
+    unmet, unless its sentence is at the length limit (``at_limit`` (A,))."""
+    rows = [
+        sentence * len(beams) + beam
+        for sentence, beams in enumerate(states)
+        if not at_limit[sentence]
+        for beam, state in enumerate(beams)
+        if not state.all_met
+    ]
+    if rows:
+        log_probs[torch.tensor(rows, device=log_probs.device), eos] = -math.inf
+
+
+def select(
+    candidates: Tensor, states: Sequence[Sequence[ConstraintState]], num_picks: int
+) -> Selection:
+    """The ``num_picks`` candidates per sentence in dynamic beam allocation's order.
+
+    ``candidates`` (A, k, V) holds the score of every extension (the beam's log P plus the
+    token's, with forbidden tokens at -inf: see :func:`forbid_early_ends`); ``states`` the
+    constraint state of each of the A·k hypotheses. Impossible (-inf) candidates come last.
+    """
+    num_sentences, k, vocab_size = candidates.shape
+    flat = candidates.view(num_sentences, -1)
+    top_scores, top_index = flat.topk(min(num_picks, flat.size(1)), dim=1)  # (A, n)
+    best_scores, best_tokens = candidates.max(dim=-1)  # (A, k)
+    # The tokens that advance a constraint, for every hypothesis at once.
+    wanted = [
+        (sentence, beam, token)
+        for sentence, beams in enumerate(states)
+        for beam, state in enumerate(beams)
+        for token in sorted(state.next_tokens())
+    ]
+    wanted_scores: list[float] = []
+    if wanted:
+        index = torch.tensor(wanted, device=candidates.device).T
+        wanted_scores = candidates[index[0], index[1], index[2]].tolist()
+
+    picked_scores, picked_beams, picked_tokens, picked_states = [], [], [], []
+    top_scores_list, top_index_list = top_scores.tolist(), top_index.tolist()
+    best_scores_list, best_tokens_list = best_scores.tolist(), best_tokens.tolist()
+    wanted_at = 0
+    for sentence in range(num_sentences):
+        pool: dict[tuple[int, int], float] = {}  # (beam, token) → score
+        for score, flat_index in zip(
+            top_scores_list[sentence], top_index_list[sentence], strict=True
+        ):
+            pool[divmod(flat_index, vocab_size)] = score
+        for beam in range(k):
+            pool[beam, best_tokens_list[sentence][beam]] = best_scores_list[sentence][beam]
+        while wanted_at < len(wanted) and wanted[wanted_at][0] == sentence:
+            _, beam, token = wanted[wanted_at]
+            pool[beam, token] = wanted_scores[wanted_at]
+            wanted_at += 1
+        ranked = _allocate(pool, states[sentence])
+        ranked = ranked[:num_picks]
+        missing = num_picks - len(ranked)
+        picked_scores.append([c[0] for c in ranked] + [-math.inf] * missing)
+        picked_beams.append([c[1] for c in ranked] + [0] * missing)
+        picked_tokens.append(
+            [c[2] for c in ranked] + [top_index_list[sentence][0] % vocab_size] * missing
+        )
+        picked_states.append([c[3] for c in ranked] + [states[sentence][0]] * missing)
+
+    def tensor(rows: list[list[float]] | list[list[int]], dtype: torch.dtype) -> Tensor:
+        return torch.tensor(rows, dtype=dtype, device=candidates.device)
+
+    return Selection(
+        scores=tensor(picked_scores, candidates.dtype),
+        beams=tensor(picked_beams, torch.long),
+        tokens=tensor(picked_tokens, torch.long),
+        states=picked_states,
+    )
+
+
+Candidate = tuple[float, int, int, ConstraintState]  # score, beam, token, state after it
+
+
+def _allocate(
+    pool: dict[tuple[int, int], float], states: Sequence[ConstraintState]
+) -> list[Candidate]:
+    """The finite candidates of one sentence, striped across banks: the best of each bank from
+    the highest down, then the second best of each, and so on."""
+    banks: dict[int, list[Candidate]] = {}
+    for (beam, token), score in pool.items():
+        if math.isinf(score):
+            continue
+        state = states[beam].advance(token)
+        banks.setdefault(state.bank, []).append((score, beam, token, state))
+    ordered = []
+    for bank in sorted(banks, reverse=True):
+        members = sorted(banks[bank], key=lambda c: (-c[0], c[1], c[2]))
+        ordered.extend((rank, -bank, c) for rank, c in enumerate(members))
+    ordered.sort(key=lambda item: (item[0], item[1]))
+    return [c for _, _, c in ordered]
