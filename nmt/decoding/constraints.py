@@ -201,7 +201,7 @@ def _allocate(
             continue
         state = states[beam].advance(token)
         banks.setdefault(state.bank, []).append((score, beam, token, state))
-    ordered = []
+    ordered: list[tuple[int, int, Candidate]] = []
     for bank in sorted(banks, reverse=True):
         members = sorted(banks[bank], key=lambda c: (-c[0], c[1], c[2]))
         ordered.extend((rank, -bank, c) for rank, c in enumerate(members))
