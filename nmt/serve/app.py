@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -47,7 +48,13 @@ from nmt.serve.schema import (
     TranslateResponse,
     TranslationResult,
 )
-from nmt.serve.worker import BatchingWorker, NbestTranslator, ShuttingDown, model_threads
+from nmt.serve.worker import (
+    BatchingWorker,
+    NbestTranslator,
+    Result,
+    ShuttingDown,
+    model_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +113,7 @@ def create_app(
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.post("/v1/translate", response_model_exclude_none=True)
-    async def translate(request: TranslateRequest) -> TranslateResponse:
+    async def translate(request: TranslateRequest, http: Request) -> TranslateResponse:
         """Translate ``texts`` with the given decoding options (the rest: the model's)."""
         check_sizes(request.texts, limits)
         nonblank = [text for text in request.texts if text.strip()]
@@ -130,7 +137,9 @@ def create_app(
         except ShuttingDown as exc:
             raise HTTPException(503, str(exc)) from None
         try:
-            results = await asyncio.wrap_future(future)
+            results = await answer_unless_hung_up(future, http)
+        except ClientGone:
+            raise HTTPException(CLIENT_GONE, "the client hung up") from None
         except NmtError as exc:
             detail = [{"type": "value_error", "loc": ["body"], "msg": str(exc)}]
             raise HTTPException(422, detail) from None
@@ -148,6 +157,7 @@ def create_app(
             queued=worker.queued,
             requests=worker.stats.requests,
             batches=worker.stats.batches,
+            skipped=worker.stats.skipped,
         )
 
     @app.get("/v1/model")
@@ -159,6 +169,38 @@ def create_app(
         return page
 
     return app
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its answer was ready."""
+
+
+CLIENT_GONE = 499  # nginx's "client closed request": logged, never seen by the client
+
+
+async def answer_unless_hung_up(future: Future[Result], request: Request) -> Result:
+    """The worker's answer to ``request``; if its client hangs up first, the job is cancelled
+    (the worker skips it if its batch has not begun) and ClientGone is raised.
+
+    uvicorn does not cancel a handler whose client left: it only answers the next ``receive()``
+    with ``http.disconnect``. Once the body is read, that call waits for exactly this.
+    """
+    answer = asyncio.wrap_future(future)
+    hung_up = asyncio.ensure_future(_disconnect(request))
+    either: set[asyncio.Future[Any]] = {answer, hung_up}
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hung_up.cancel()
+    if not answer.done():
+        answer.cancel()  # wrap_future passes the cancellation on to the worker's future
+        raise ClientGone
+    return answer.result()
+
+
+async def _disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def merged_options(defaults: DecodingConfig, given: dict[str, Any]) -> DecodingConfig:

@@ -97,6 +97,9 @@ class Health(BaseModel):
     queued: int = Field(description="requests waiting for the model")
     requests: int = Field(description="requests translated since the start")
     batches: int = Field(description="model calls that translated them")
+    skipped: int = Field(
+        description="requests never translated because their client hung up while they waited"
+    )
 
 
 class ModelInfo(BaseModel):

@@ -54,8 +54,8 @@ import torch
 
 from nmt.config import DecodingConfig
 from nmt.decoding.translator import Translation, TranslationDone
+from nmt.device import check_device
 from nmt.errors import NmtError
-from nmt.models.store import check_device
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class WorkerStats:
     in_flight: int = 0  # submitted, not yet answered
     requests: int = 0
     batches: int = 0  # Translator calls
+    skipped: int = 0  # requests whose client hung up before their batch began: never translated
     largest_batch: int = 0  # requests in one call
 
 
@@ -253,8 +254,12 @@ class BatchingWorker:
         state = _ThreadState()
         while (jobs := self._gather(state)) is not None:
             started = time.monotonic()
-            # A client that hung up has cancelled its future: skip its work.
+            # A client that hung up has cancelled its future (app.py): skip its work.
             live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            if skipped := len(jobs) - len(live):
+                with self._lock:
+                    self.stats.skipped += skipped
+                log.info("skipped %d request(s) whose client hung up", skipped)
             groups: dict[str, list[Job]] = {}
             for job in live:
                 groups.setdefault(job.group_key(), []).append(job)

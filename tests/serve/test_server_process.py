@@ -3,9 +3,12 @@ SIGTERM finishes the requests in flight before the process exits."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
+import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -106,3 +109,38 @@ def test_bad_flags_and_models_are_one_clear_line(
         "nmt: error: serve: --workers: Input should be greater than or equal to 1",
         "nmt: error: --engine ctranslate2 takes one model; ensembles: --engine nmt",
     ]
+
+
+def test_a_client_that_hangs_up_is_not_translated(trained_model_dir: Path, tmp_path: Path) -> None:
+    # One model thread: the hung-up request waits in the queue while a slow one is translated.
+    server = start_server(trained_model_dir, tmp_path / "server.log", "--workers", "1")
+    slow = {"texts": toy_sentences(64, seed=7), "beam_size": 16, "stopping": "exact"}
+    body = json.dumps({"texts": ["the big dog sees a small red house"]}).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    raw_request = (
+        f"POST /v1/translate HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            busy = pool.submit(httpx.post, f"{server.url}/v1/translate", json=slow, timeout=300)
+            wait_for(lambda: health(server)["in_flight"] == 1 and health(server)["queued"] == 0)
+            with socket.create_connection((host, int(port))) as client:
+                client.sendall(raw_request)
+                wait_for(lambda: health(server)["in_flight"] == 2)  # queued behind the slow one
+            wait_for(lambda: health(server)["in_flight"] == 1)  # the hang-up cancelled it
+            assert not busy.done(), "the slow request ended first: the test proved nothing"
+            assert busy.result().status_code == 200
+        wait_for(lambda: health(server)["skipped"] == 1)
+        after = health(server)
+    finally:
+        stop_server(server)
+    assert after["requests"] == 1  # the slow one only: the hung-up request was never translated
+    assert "skipped 1 request(s) whose client hung up" in server.output()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
