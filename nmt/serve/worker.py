@@ -8,9 +8,9 @@ clients: one beam-search step over 50 sentences costs little more than over one.
 
 Several model threads (``workers``) share the model and the queue, each translating its own
 batch: a decoding step is many small operations that one core runs about as fast as two, so on
-a CPU two single-threaded batches side by side translate ~1.5x as many sentences per second as
-one batch on two threads (benchmarks/parallel_batches.py). PyTorch releases the GIL inside its
-operations; the model is only read.
+a CPU two single-threaded batches side by side translate more sentences per second than one
+batch on two threads (benchmarks/parallel_batches.py; the figures are in docs/serve.md).
+PyTorch releases the GIL inside its operations; the model is only read.
 
 With several threads the clients are shared out: a batch takes at most its share of them (the
 number of clients is estimated as the most requests in flight at once lately, a peak kept for
@@ -27,12 +27,10 @@ waits ``max_wait`` at most.
 
 With one thread, a request is answered as soon as the search has finished its texts, while the
 longer sentences of its batch are still searched: its client sends its next request at once,
-and the thread's next batch holds every client instead of only those that waited out this one
-(50 clients: 48 requests a call instead of 25, 1.2x the sentences/s). With several threads,
-answers come when the batch ends: answering sentence by sentence wakes the event loop (and
-on a small machine the clients) once a request instead of once a batch; on 2 cores with two
-threads the event loop's and the clients' CPU a request rose by about half and sentences/s fell
-by 12% (benchmarks/serve_load.py, docs/serve.md).
+and the thread's next batch holds every client instead of only those that waited out this one.
+With several threads, answers come when the batch ends: answering sentence by sentence wakes
+the event loop (and on a small machine the clients) once a request instead of once a batch,
+which cost more than it gained (both measured by benchmarks/serve_load.py: docs/serve.md).
 
 A failure stays with its request: if a group's call raises, each of its jobs not yet answered
 is translated alone, so only the job at fault gets the exception.
@@ -112,9 +110,10 @@ class _ThreadState:
     last_seconds: float = 0.0  # how long its last batch took
 
 
-class _Answers:
-    """Answers each job of one Translator call once all its texts are translated (``add`` is
-    the call's ``on_done``: text i of the call, counted across the jobs in order)."""
+class _ResultsByJob:
+    """Collects one Translator call's translations, text by text, into each job's result, and
+    answers a job as soon as all its texts are in (``add`` is the call's ``on_done``: text i of
+    the call, counted across the jobs in order)."""
 
     def __init__(self, jobs: list[Job]) -> None:
         self.owners = [(job, j) for job in jobs for j in range(len(job.texts))]
@@ -310,7 +309,7 @@ class BatchingWorker:
         """One Translator call for the group, each job answered as soon as its texts are
         translated; on failure, each job not answered yet alone."""
         texts = [text for job in group for text in job.texts]
-        on_done = _Answers(group).add if self.answer_early else None
+        on_done = _ResultsByJob(group).add if self.answer_early else None
         try:
             results = self.translator.translate_nbest(
                 texts, group[0].options, return_attention=group[0].attention, on_done=on_done

@@ -16,6 +16,7 @@ from nmt.serve import worker as worker_module
 from nmt.serve.worker import BatchingWorker, ShuttingDown, model_threads
 
 TIMEOUT = 10.0  # seconds: generous, only reached when something is broken
+SLACK = 1.5  # seconds a timed wait may overrun on a busy 2-core machine (far below TIMEOUT)
 
 
 class FakeTranslator:
@@ -95,8 +96,14 @@ def test_a_lone_request_waits_at_most_max_wait_for_company() -> None:
     time.sleep(0.05)
     second = submit(worker, "two")  # within the 300 ms: joins the first
     assert texts_of(first) == ["ONE"] and texts_of(second) == ["TWO"]
-    worker.stop(TIMEOUT)
     assert translator.calls == [["one", "two"]]
+    # Alone, a request waits out max_wait for company, and then no longer.
+    started = time.monotonic()
+    assert texts_of(submit(worker, "alone")) == ["ALONE"]
+    waited = time.monotonic() - started
+    worker.stop(TIMEOUT)
+    assert 0.3 <= waited < 0.3 + SLACK, waited
+    assert translator.calls[1:] == [["alone"]]
 
 
 def test_different_options_are_translated_in_different_calls() -> None:
@@ -179,8 +186,10 @@ def test_stop_translates_what_is_queued_then_refuses_new_work(workers: int) -> N
     queued = [submit(worker, f"t{i}") for i in range(3)]
     stopper = threading.Thread(target=worker.stop, args=(TIMEOUT,))
     stopper.start()
+    deadline = time.monotonic() + TIMEOUT
     while not worker.stopping:
-        pass
+        assert time.monotonic() < deadline, "stop() never marked the worker as stopping"
+        time.sleep(0.001)
     with pytest.raises(ShuttingDown):
         submit(worker, "too late")
     translator.release.set()
@@ -377,7 +386,12 @@ def test_the_fill_wait_ends_when_the_share_does_not_come() -> None:
     time.sleep(0.2)
     translator.gates["first"].set()
     assert texts_of(first) == ["FIRST"]
-    assert texts_of(queued) == ["X"]  # after at most ~0.2 s of waiting
+    freed = time.monotonic()
+    assert texts_of(queued) == ["X"]
+    # The first call took >= 0.2 s, so its thread waited about that long (fill_wait 1.0) for a
+    # second client, then translated "x" alone.
+    waited = time.monotonic() - freed
+    assert 0.15 <= waited < 0.2 + SLACK, waited
     translator.gates["second"].set()
     assert texts_of(second) == ["SECOND"]
     worker.stop(TIMEOUT)
