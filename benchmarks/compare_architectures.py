@@ -33,6 +33,7 @@ import torch
 
 from nmt.config import Config, DecodingConfig, load_config
 from nmt.data.parallel import iter_lines
+from nmt.data.splits import load_split
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.decoding.translator import Translator
 from nmt.durable import write_file_atomically
@@ -40,11 +41,11 @@ from nmt.evaluation.perplexity import reference_loss
 from nmt.evaluation.scoring import comparison_report, paired_bootstrap, score
 from nmt.machine import describe
 from nmt.models.build import count_parameters
-from nmt.models.store import load_model_dir
+from nmt.models.store import TRAINER_FILE, load_model_dir
 from nmt.training.average import average_checkpoints
-from nmt.training.checkpoint import TRAINER_FILE, checkpoint_dirs
+from nmt.training.checkpoint import checkpoint_dirs
 from nmt.training.metrics import METRICS_FILE, read_metrics
-from nmt.training.train import load_split, train
+from nmt.training.train import train
 
 
 class Model:
@@ -104,7 +105,7 @@ def evaluate_averaged(config: Config, data: Path, hyp_path: Path) -> dict[str, f
     averaged = run_dir / "averaged"
     average_checkpoints(run_dir, last=AVERAGE_LAST, out_dir=averaged)
     loaded = load_model_dir(averaged)
-    dev = load_split(config, loaded.tokenizer, "dev", config.model.max_positions - 1)
+    dev = load_split(config, loaded.tokenizer, "dev")
     nll = reference_loss(
         loaded.model, dev, max_tokens=config.training.max_tokens, device=torch.device("cpu")
     ).nll

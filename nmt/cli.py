@@ -31,7 +31,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
 
 def cmd_data_prepare(args: argparse.Namespace) -> None:
     from nmt.config import load_config
-    from nmt.training.train import prepare_data
+    from nmt.training.setup import prepare_data
 
     for split, folder, pairs in prepare_data(load_config(args.config, args.overrides)):
         print(f"{split}: {pairs} pairs encoded in {folder}")
@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         tokenizer_path = config.training.run_dir / TOKENIZER_FILE
         if args.init_from is not None:
-            from nmt.models.store import fine_tuning_config
+            from nmt.training.setup import fine_tuning_config
 
             config = fine_tuning_config(config, args.init_from)
         vocab_size = (
@@ -122,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     translator, options = _load_translator(args)
     hyps = translator.translate(list(iter_lines(args.src)), options)
     if args.hyp is not None:
-        from nmt.models.store import atomic_write_text
+        from nmt.durable import atomic_write_text
 
         atomic_write_text(args.hyp, "".join(h + "\n" for h in hyps))
     print(score(hyps, list(iter_lines(args.ref)), tokenized_bleu=args.tokenized_bleu).report())

@@ -180,7 +180,9 @@ class TrainingConfig(Strict):
     clip_norm: float | None = Field(None, gt=0.0)
     """Gradient-norm clipping; None (the paper) means none."""
     log_every: int = Field(50, ge=1)
-    valid_every: int = Field(1000, ge=1)
+    valid_every: int | None = Field(1000, ge=1)
+    """Updates between dev-set validations; None: by time only (valid_every_minutes), or, with
+    that None too, never (no best model: Table 3 scores its cells' checkpoints itself)."""
     valid_every_minutes: float | None = Field(None, gt=0.0)
     """Also validate each time this much more training time has passed (for runs compared by
     wall-clock budget); None: by steps only."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from nmt.durable import directory_written_atomically, replace_dir
 from nmt.errors import NmtError
+from nmt.training.checkpoint import remove_temporary
 
 
 def folder(path: Path, content: str) -> Path:
@@ -53,3 +57,36 @@ def test_a_failed_rename_puts_the_old_directory_back(
     with pytest.raises(OSError, match="rename failed"):
         replace_dir(new, out)
     assert (out / "file.txt").read_text(encoding="utf-8") == "old"
+
+
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from nmt.durable import replace_dir
+
+real_replace = os.replace
+def replace_then_die(src, dst):
+    if Path(src).name == "new":  # the second rename: the kill comes first
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst)
+os.replace = replace_then_die
+replace_dir(Path(sys.argv[1]) / "new", Path(sys.argv[1]) / "out")
+"""
+
+
+def test_a_kill_between_the_two_renames_loses_nothing(tmp_path: Path) -> None:
+    out = folder(tmp_path / "out", "old")
+    folder(tmp_path / "new", "new")
+    killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(tmp_path)])
+    assert killed.returncode == -signal.SIGKILL
+    assert not out.exists()  # the window: the old copy is only under its hidden name
+    # The next start of a run clears what a kill left behind, and puts the old copy back first.
+    remove_temporary(tmp_path)
+    assert (out / "file.txt").read_text(encoding="utf-8") == "old"
+    # A kill in the same window again ("new" is still there: a kill leaves its temporary
+    # behind); this time the next replace_dir is what finds the hidden copy.
+    subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(tmp_path)])
+    assert not out.exists()
+    replace_dir(folder(tmp_path / "newer", "newer"), out)
+    assert (out / "file.txt").read_text(encoding="utf-8") == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]

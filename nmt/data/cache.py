@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict
@@ -34,8 +33,8 @@ import numpy as np
 from nmt.data.dataset import EncodedPairs, encode_chunks, offsets, token_dtype
 from nmt.data.parallel import ReadStats
 from nmt.data.tokenizer import Tokenizer
+from nmt.durable import temporary_dir
 from nmt.errors import NmtError
-from nmt.durable import publish
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +140,7 @@ def _build(
 ) -> ReadStats:
     """Encode into a temporary folder beside ``folder``, then rename it into place."""
     stats = ReadStats()
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with temporary_dir(folder) as tmp:
         src_lengths, tgt_lengths, lines = [], [], []
         with (tmp / "src.bin").open("wb") as src_out, (tmp / "tgt.bin").open("wb") as tgt_out:
             for chunk in encode_chunks(tokenizer, src_path, tgt_path, max_len=max_len, stats=stats):
@@ -166,10 +164,6 @@ def _build(
             "tgt_path": str(tgt_path),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        publish(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return stats
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nmt.config import DataConfig
+from nmt.durable import atomic_write_text
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,6 @@ def fingerprint(paths: Sequence[Path]) -> dict[str, str]:
 def check_tokenizer_data(record: Path, paths: Sequence[Path], *, trained_now: bool) -> None:
     """Record which files a newly trained tokenizer saw; for an existing one, refuse to go on
     with other files (a corpus fetched again, another corpus at the same path)."""
-    from nmt.models.store import atomic_write_text
-
     current = fingerprint(paths)
     if trained_now or not record.is_file():  # runs from before the record get one now
         atomic_write_text(record, json.dumps(current, indent=1) + "\n")

@@ -25,8 +25,8 @@ from typing import Any
 
 import sentencepiece as spm
 
-from nmt.errors import NmtError
 from nmt.durable import publish
+from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
 

@@ -46,6 +46,7 @@ from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.search import Hypothesis, length_penalty, max_lengths
 from nmt.decoding.translator import CallTranslations, Translation, TranslationDone, Translator
+from nmt.device import check_device
 from nmt.errors import NmtError
 from nmt.interop.ctranslate2 import (
     CT2_WEIGHTS,
@@ -54,7 +55,7 @@ from nmt.interop.ctranslate2 import (
     model_fingerprint,
 )
 from nmt.models.interface import Seq2SeqModel
-from nmt.models.store import CONFIG_FILE, check_device, resolve_model_dir
+from nmt.models.store import CONFIG_FILE, resolve_model_dir
 
 log = logging.getLogger(__name__)
 

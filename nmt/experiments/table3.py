@@ -13,25 +13,25 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nmt.config import Config, config_from_dict
 from nmt.data.parallel import iter_lines
+from nmt.data.splits import load_split
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.decoding.translator import Translator
+from nmt.device import resolve_device
+from nmt.durable import atomic_write_text, copy_file_atomically
 from nmt.errors import NmtError
 from nmt.evaluation.perplexity import reference_loss
 from nmt.evaluation.scoring import score
 from nmt.experiments.cells import Cell, CellResult, describe, select_cells, variations
 from nmt.experiments.report import plot_table, table_markdown
 from nmt.models.build import count_parameters
-from nmt.models.store import atomic_write_text, load_model_dir, publish
-from nmt.training.checkpoint import TRAINER_FILE, checkpoint_dirs
-from nmt.training.train import load_split, resolve_device, train
+from nmt.models.store import TRAINER_FILE, load_model_dir
+from nmt.training.checkpoint import checkpoint_dirs
+from nmt.training.train import train
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ HYPOTHESES_FILE = "dev.hyp"
 TABLE_FILE = "table3.md"
 PLOT_FILE = "table3.png"
 BEAM_SIZE, LENGTH_PENALTY = 4, 0.6  # the paper's search, as in its Table 3
-# The training loop validates every valid_every steps; the cells are scored once, at the end.
-NEVER = 1_000_000_000
 
 
 def cell_config(
@@ -61,7 +59,8 @@ def cell_config(
         run_dir=str(out_dir / "cells" / cell.name),
         max_minutes=minutes,
         max_steps=None,
-        valid_every=NEVER,
+        # No validation while training: each cell's dev set is decoded once, when it is scored.
+        valid_every=None,
         valid_every_minutes=None,
         patience=None,
         # Checkpoints only to resume an interrupted cell: one kept, ten per budget.
@@ -110,10 +109,7 @@ def install_tokenizer(tokenizer: Path, run_dir: Path) -> None:
     if (run_dir / TOKENIZER_FILE).is_file():
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{TOKENIZER_FILE}.")
-    os.close(fd)
-    shutil.copyfile(tokenizer, tmp)
-    publish(Path(tmp), run_dir / TOKENIZER_FILE)
+    copy_file_atomically(tokenizer, run_dir / TOKENIZER_FILE)
 
 
 def score_cell(cell: Cell, config: Config) -> CellResult:
@@ -123,7 +119,7 @@ def score_cell(cell: Cell, config: Config) -> CellResult:
     trainer = json.loads((last / TRAINER_FILE).read_text(encoding="utf-8"))["trainer"]
     device = resolve_device(config.training.device)
     loaded = load_model_dir(last, device=str(device))
-    dev = load_split(config, loaded.tokenizer, "dev", config.model.max_positions - 1)
+    dev = load_split(config, loaded.tokenizer, "dev")
     loss = reference_loss(loaded.model, dev, max_tokens=config.training.max_tokens, device=device)
     data = config.data
     translator = Translator(

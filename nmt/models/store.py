@@ -14,42 +14,30 @@ directory), so that a kill or a power cut leaves the old version or the new, nev
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from nmt.config import Config, ModelConfig, load_config
+from nmt.config import Config, ModelConfig, config_to_yaml, load_config
 from nmt.data.tokenizer import Tokenizer, copy_tokenizer, load_tokenizer
-from nmt.durable import directory_written_atomically, publish
+from nmt.device import check_device
+from nmt.durable import directory_written_atomically
 from nmt.errors import NmtError
 from nmt.models.build import build_model
 from nmt.models.interface import TranslationModel
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
+# A checkpoint is a model directory with the trainer's state beside (nmt.training.checkpoint);
+# the server reads the step from it.
+TRAINER_FILE = "trainer.json"
 # The safetensors metadata key holding the architecture the weights belong to.
 ARCHITECTURE_KEY = "nmt.architecture"
 # Model-config fields that change no shape and no computation at inference time.
 NOT_ARCHITECTURE = frozenset({"preset", "dropout", "src_vectors", "tgt_vectors"})
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        publish(Path(tmp), path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def architecture(config: ModelConfig) -> dict[str, object]:
@@ -111,8 +99,6 @@ def write_model_dir(
     A failed write (a full disk, a file-size limit, no permission) leaves ``out_dir`` as it was
     and nothing temporary behind, and says why in an NmtError.
     """
-    from nmt.config import config_to_yaml
-
     if out_dir.exists() and not (
         out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / CONFIG_FILE).is_file())
     ):
@@ -146,31 +132,6 @@ def resolve_model_dir(path: Path) -> Path:
     raise NmtError(
         f"{path}: not a model directory (no {WEIGHTS_FILE}) nor a run directory with a best model"
     )
-
-
-def check_device(name: str) -> torch.device:
-    """A device to run on, refused in one line if it is not a device name or not present."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise NmtError(f"--device {name!r}: not a device (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NmtError(f"--device {name!r}: no CUDA device is available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise NmtError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA devices")
-    return device
-
-
-def fine_tuning_config(config: Config, model_dir: Path) -> Config:
-    """``config`` with the model section of ``model_dir`` (and its run's vocabulary size): what
-    `nmt train --init-from MODEL_DIR` trains, starting from that directory's weights."""
-    from nmt.config import config_from_dict
-
-    stored = load_config(resolve_model_dir(model_dir) / CONFIG_FILE)
-    tree = config.model_dump(mode="json")
-    tree["model"] = stored.model.model_dump(mode="json")
-    tree["data"]["vocab_size"] = stored.data.vocab_size
-    return config_from_dict(tree, source=f"the config with the model of {model_dir}")
 
 
 def load_model_dir(path: Path | str, *, device: str = "cpu") -> LoadedModel:

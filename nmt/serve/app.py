@@ -290,7 +290,7 @@ def _stored_parameters(model_dir: Path) -> int:
 
 def _training_step(model_dir: Path) -> int | None:
     """The step a checkpoint recorded (trainer.json); best/ and averaged models have none."""
-    from nmt.training.checkpoint import TRAINER_FILE
+    from nmt.models.store import TRAINER_FILE
 
     try:
         record = json.loads((model_dir / TRAINER_FILE).read_text(encoding="utf-8"))

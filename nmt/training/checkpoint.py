@@ -1,13 +1,14 @@
 """Checkpoints that survive a crash and resume a run exactly.
 
 A checkpoint is a directory ``RUN/checkpoints/step-NNNNNNNN/``: a complete model directory
-(config.yaml, tokenizer.model, model.safetensors) plus ``optimizer.safetensors`` (Adam's moments
-and the random-number generators' states) and ``trainer.json`` (step, data position, best score,
-the optimizer's hyper-parameters). Nothing is pickled. A checkpoint is written into a temporary
-directory, flushed to the disk and renamed into place, so a kill at any moment leaves either the
-whole checkpoint or none of it; the temporary directory a kill leaves behind is removed on the next
-start (``remove_temporary``). Resuming takes the newest checkpoint that reads back, setting aside
-(and naming) any newer one that does not (``resume``).
+(config.yaml, tokenizer.model, model.safetensors) plus ``optimizer.safetensors`` (Adam's moments,
+and the random-number generators' states of every process: ``rng.RANK.cpu``, ``rng.RANK.cuda``, so
+that each rank of a multi-process run resumes its own dropout stream) and ``trainer.json`` (step,
+data position, best score, the optimizer's hyper-parameters). Nothing is pickled. A checkpoint is
+written into a temporary directory, flushed to the disk and renamed into place, so a kill at any
+moment leaves either the whole checkpoint or none of it; the temporary directory a kill leaves
+behind is removed on the next start (``remove_temporary``). Resuming takes the newest checkpoint
+that reads back, setting aside (and naming) any newer one that does not (``resume``).
 """
 
 from __future__ import annotations
@@ -28,14 +29,20 @@ from torch import nn
 
 from nmt.config import Config, config_to_yaml
 from nmt.data.tokenizer import copy_tokenizer
-from nmt.durable import directory_written_atomically
+from nmt.durable import directory_written_atomically, publish, recover_replaced
 from nmt.errors import NmtError
-from nmt.models.store import CONFIG_FILE, WEIGHTS_FILE, load_weights, save_model_weights
+from nmt.models.store import (
+    CONFIG_FILE,
+    TRAINER_FILE,
+    WEIGHTS_FILE,
+    load_weights,
+    save_model_weights,
+)
+from nmt.training.distributed import Distributed, rank_seed
 
 log = logging.getLogger(__name__)
 
 OPTIMIZER_FILE = "optimizer.safetensors"
-TRAINER_FILE = "trainer.json"
 PREFIX = "step-"
 UNREADABLE_PREFIX = "unreadable-"
 # With a time budget, the last keep_last checkpoints (what `nmt average` takes) must cover the end
@@ -81,6 +88,8 @@ def remove_temporary(run_dir: Path) -> list[Path]:
     for folder in (run_dir, run_dir / "checkpoints"):
         if not folder.is_dir():
             continue
+        for recovered in recover_replaced(folder):
+            log.warning("%s: put back the copy a kill left hidden while replacing it", recovered)
         for path in folder.iterdir():
             if not path.name.startswith("."):
                 continue
@@ -121,12 +130,31 @@ def _drill_pause(point: str, step: int, weights: Path | None = None) -> None:
         time.sleep(60)
 
 
-def _rng_tensors() -> dict[str, torch.Tensor]:
-    tensors = {"rng.cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    return tensors
+def rng_states(dist: Distributed) -> dict[str, torch.Tensor]:
+    """Every rank's random-number generator states, by rank (a collective: all ranks call it)."""
+    local = {"cpu": torch.get_rng_state()}
+    if dist.device.type == "cuda":
+        local["cuda"] = torch.cuda.get_rng_state(dist.device)
+    return {
+        f"rng.{rank}.{name}": state
+        for name, tensor in local.items()
+        for rank, state in enumerate(dist.all_gather(tensor))
+    }
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], dist: Distributed, *, step: int) -> None:
+    """This rank's generator states, as saved; a rank the checkpoint has none for (a run resumed
+    with more processes) is seeded apart from the others."""
+    cpu = tensors.get(f"rng.{dist.rank}.cpu")
+    if cpu is None and dist.rank == 0:
+        cpu = tensors.get("rng.cpu")  # checkpoints written before states were kept by rank
+    if cpu is None:
+        log.warning("rank %d: no random state in the checkpoint; seeding it afresh", dist.rank)
+        torch.manual_seed(rank_seed(step, dist.rank))
+        return
+    torch.set_rng_state(cpu)
+    if (cuda := tensors.get(f"rng.{dist.rank}.cuda")) is not None and dist.device.type == "cuda":
+        torch.cuda.set_rng_state(cuda, dist.device)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
@@ -147,9 +175,10 @@ def save_checkpoint(
     trainer: TrainerState,
     config: Config,
     keep_last: int,
+    rng: dict[str, torch.Tensor],
 ) -> Path:
-    """Write the checkpoint of ``trainer.step``; a failed write (a full disk, a file-size limit)
-    raises NmtError and leaves the older checkpoints as they were."""
+    """Write the checkpoint of ``trainer.step`` with ``rng`` (``rng_states``); a failed write (a
+    full disk, a file-size limit) raises NmtError and leaves the older checkpoints as they were."""
     root = run_dir / "checkpoints"
     final = root / f"{PREFIX}{trainer.step:08d}"
     with directory_written_atomically(
@@ -165,7 +194,7 @@ def save_checkpoint(
         save_model_weights(model, tmp / WEIGHTS_FILE, config=config.model)
         _drill_pause("weights-half-written", trainer.step, tmp / WEIGHTS_FILE)
         tensors, param_groups = _optimizer_tensors(optimizer)
-        save_file({**tensors, **_rng_tensors()}, str(tmp / OPTIMIZER_FILE))
+        save_file({**tensors, **rng}, str(tmp / OPTIMIZER_FILE))
         record = {"trainer": asdict(trainer), "param_groups": param_groups}
         (tmp / TRAINER_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
     for old in checkpoint_dirs(run_dir)[:-keep_last]:
@@ -174,26 +203,26 @@ def save_checkpoint(
 
 
 def resume(
-    run_dir: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, set_aside: bool = True
+    run_dir: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer, dist: Distributed
 ) -> TrainerState | None:
     """Load the newest checkpoint that reads back (None if the run has none yet).
 
-    A newer one that does not is renamed ``unreadable-step-N`` (with ``set_aside``; one process
-    of a distributed run does it), so that neither this run nor `nmt average` takes it again.
+    A newer one that does not is renamed ``unreadable-step-N`` (by rank 0 alone), so that
+    neither this run nor `nmt average` takes it again.
     """
     checkpoints = checkpoint_dirs(run_dir)
     for index in range(len(checkpoints) - 1, -1, -1):
         path = checkpoints[index]
         try:
-            trainer = load_checkpoint(path, model=model, optimizer=optimizer)
+            trainer = load_checkpoint(path, model=model, optimizer=optimizer, dist=dist)
         except NmtError as exc:
             if index == 0:
                 raise NmtError(f"{run_dir}: no checkpoint reads back; the oldest: {exc}") from None
             log.warning(
                 "%s; falling back to the previous checkpoint, %s", exc, checkpoints[index - 1]
             )
-            if set_aside:
-                os.replace(path, path.with_name(UNREADABLE_PREFIX + path.name))
+            if dist.is_main:
+                publish(path, path.with_name(UNREADABLE_PREFIX + path.name))
             continue
         log.info("resumed from %s (step %d)", path, trainer.step)
         return trainer
@@ -201,9 +230,14 @@ def resume(
 
 
 def load_checkpoint(
-    path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer
+    path: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    dist: Distributed | None = None,
 ) -> TrainerState:
-    """Restore weights, optimizer and RNG states in place; return the trainer state.
+    """Restore weights, optimizer and (``dist``'s rank's) RNG states in place; return the trainer
+    state.
 
     The optimizer's hyper-parameters (Adam's betas and eps) stay those ``optimizer`` was built
     with, i.e. the config's: a changed value is honoured from here on, and logged.
@@ -213,7 +247,6 @@ def load_checkpoint(
         record = json.loads((path / TRAINER_FILE).read_text(encoding="utf-8"))
         tensors = load_file(str(path / OPTIMIZER_FILE))
         trainer = TrainerState(**record["trainer"])
-        rng_cpu = tensors["rng.cpu"]
     except (OSError, UnicodeDecodeError, ValueError, SafetensorError, TypeError, KeyError) as exc:
         raise NmtError(f"{path}: corrupt checkpoint ({exc})") from None
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -233,9 +266,5 @@ def load_checkpoint(
             if key != "lr" and json.dumps(saved) != json.dumps(value):
                 log.info("optimizer %s: %s in %s, now %s (the config's)", key, saved, path, value)
                 group[key] = value
-    torch.set_rng_state(rng_cpu)
-    if torch.cuda.is_available():
-        cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
+    restore_rng(tensors, dist or Distributed(), step=trainer.step)
     return trainer

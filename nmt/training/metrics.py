@@ -7,9 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nmt.durable import write_file_atomically
+from nmt.durable import atomic_write_text, write_file_atomically
 from nmt.errors import NmtError
-from nmt.models.store import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def append_metrics(path: Path, record: dict[str, Any]) -> None:
+    """Append one line in place: the one file not rewritten whole (see nmt.durable)."""
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
 

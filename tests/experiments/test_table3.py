@@ -17,7 +17,9 @@ import pytest
 import torch
 
 from nmt.cli import main
-from nmt.experiments.table3 import PLOT_FILE, RESULT_FILE, TABLE_FILE
+from nmt.config import load_config
+from nmt.decoding.translator import Translator
+from nmt.experiments.table3 import PLOT_FILE, RESULT_FILE, TABLE_FILE, run_table3
 
 from ..training.helpers import write_config
 
@@ -112,6 +114,26 @@ def test_a_killed_table_resumes_and_retrains_nothing(
     assert main(argv) == 0
     assert "training for" not in caplog.text and "scored before" in caplog.text
     assert snapshot(cells / "E1") == e1_before
+
+
+def test_a_cell_decodes_its_dev_set_once(
+    toy_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
+    # Scoring decodes the dev set with beam 4; a validation at the end of training would decode
+    # it again (greedily) for a best model that Table 3 never reads.
+    decoded: list[int] = []
+    translate = Translator.translate
+
+    def counted(self: Translator, lines: list[str], *args: object, **kwargs: object) -> object:
+        decoded.append(len(lines))
+        return translate(self, lines, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Translator, "translate", counted)
+    base = load_config(write_config(tmp_path / "base.yaml", toy_corpus, tmp_path / "unused"))
+    out = tmp_path / "out"
+    run_table3(base, out_dir=out, minutes=0.01, data_dir=toy_corpus, rows="base", progress=False)
+    assert decoded == [50]  # the toy dev set, once
+    assert not (out / "cells" / "base" / "best").exists()
 
 
 def test_a_table_is_not_mixed_with_another_budget(

@@ -7,9 +7,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nmt.config import load_config
+from nmt.durable import atomic_write_text
 from nmt.errors import NmtError
 from nmt.models.build import build_model
-from nmt.models.store import atomic_write_text, load_model_dir, write_model_dir
+from nmt.models.store import load_model_dir, write_model_dir
 from nmt.training.average import average_checkpoints
 from nmt.training.checkpoint import checkpoint_dirs, load_checkpoint, time_save_due
 from nmt.training.metrics import read_metrics

@@ -271,6 +271,7 @@ def test_training_follows_the_schedule(
     toy_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`nmt train` passes each update's count and the config's schedule to the loss."""
+    import nmt.training.setup as setup
     import nmt.training.train as training
 
     probabilities: list[float] = []
@@ -280,7 +281,7 @@ def test_training_follows_the_schedule(
             probabilities.append(teacher_forcing_probability(step, self.config))
             return super().__call__(*args, step=step)
 
-    monkeypatch.setattr(training, "ScheduledSampling", Spy)
+    monkeypatch.setattr(setup, "ScheduledSampling", Spy)
 
     path = write_config(
         tmp_path / "c.yaml",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from nmt.durable import publish
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def download(packages: Iterable[str], cache_dir: Path) -> None:
         if result.returncode != 0:
             raise NmtError(_download_failure(packages, result.stderr))
         for deb in sorted(Path(tmp).glob("*.deb")):
-            os.replace(deb, cache_dir / deb.name)
+            publish(deb, cache_dir / deb.name)
 
 
 def _download_failure(packages: list[str], stderr: str) -> str:

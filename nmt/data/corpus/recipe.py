@@ -32,8 +32,8 @@ from nmt.data.corpus import (
 from nmt.data.corpus.debian import Deb
 from nmt.data.corpus.report import FetchReport, SourceReport
 from nmt.data.corpus.source import Extracted, Pair, Source, normalise
-from nmt.errors import NmtError
 from nmt.durable import publish
+from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
 
