@@ -24,10 +24,14 @@ top-k; :func:`select` works in four steps for every sentence:
 A phrase in progress is abandoned when the hypothesis produces another token (its tokens so far
 stop counting); a token that begins several missing phrases starts the first of them.
 
-At the length limit search allows nothing but EOS, and :func:`select` does not forbid it: a
-sentence whose constraints could not all be met within ``max_len`` tokens still ends, with the
-best hypotheses it has, which lack a term (nmt.decoding.translator warns about it). Terms longer
-than the limit are refused before search starts.
+At the length limit beam search ends the k first candidates without an EOS, constraints met or
+not: a sentence whose constraints could not all be met within ``max_len`` tokens still ends,
+with the best hypotheses it has, which lack a term (the Translator warns about it). Hypotheses
+that have met more constraints come first there too. Terms longer than the limit are refused
+before search starts (nmt.decoding.glossary).
+
+:class:`ConstrainedSelector` is how beam search uses all this: its ``choose`` and ``reorder``
+(nmt.decoding.search's selection hook) keep one state per open hypothesis, in the beams' order.
 
 Shapes: A sentences still searching, k beams, V vocabulary, n candidates returned (2k).
 """
@@ -40,6 +44,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from nmt.decoding.search import Selector
 
 Phrase = tuple[int, ...]
 
@@ -109,18 +115,10 @@ class Selection:
     states: list[list[ConstraintState]]
 
 
-def forbid_early_ends(
-    log_probs: Tensor, states: Sequence[Sequence[ConstraintState]], at_limit: Tensor, eos: int
-) -> None:
-    """Forbid EOS (in place in ``log_probs`` (A·k, V)) to every hypothesis with a constraint
-    unmet, unless its sentence is at the length limit (``at_limit`` (A,))."""
-    rows = [
-        sentence * len(beams) + beam
-        for sentence, beams in enumerate(states)
-        if not at_limit[sentence]
-        for beam, state in enumerate(beams)
-        if not state.all_met
-    ]
+def forbid_early_ends(log_probs: Tensor, states: Sequence[ConstraintState], eos: int) -> None:
+    """Forbid EOS (in place in ``log_probs`` (N, V)) to every hypothesis (``states``, one per
+    row) with a constraint unmet."""
+    rows = [row for row, state in enumerate(states) if not state.all_met]
     if rows:
         log_probs[torch.tensor(rows, device=log_probs.device), eos] = -math.inf
 
@@ -207,3 +205,43 @@ def _allocate(
         ordered.extend((rank, -bank, c) for rank, c in enumerate(members))
     ordered.sort(key=lambda item: (item[0], item[1]))
     return [c for _, _, c in ordered]
+
+
+class ConstrainedSelector(Selector):
+    """Beam search's selection hook for lexically constrained decoding (the module docstring).
+
+    ``phrases`` holds each sentence's constraints (the sentences of the batch beam search is
+    given, in its order; [] for a sentence without any).
+    """
+
+    def __init__(self, phrases: Sequence[Sequence[Sequence[int]]], eos: int) -> None:
+        self.starts = [ConstraintState.start(p) for p in phrases]
+        self.eos = eos
+        self.states: list[ConstraintState] | None = None  # (N,) one per open hypothesis
+
+    def choose(
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        num_active, k, vocab_size = log_probs.shape
+        if self.states is None:  # the first step: k copies of each searching sentence's start
+            self.states = [self.starts[s] for s in active.tolist() for _ in range(k)]
+        forbid_early_ends(log_probs.view(num_active * k, vocab_size), self.states, self.eos)
+        candidates = scores[:, :, None] + log_probs  # (A, k, V)
+        rows = [self.states[a * k : (a + 1) * k] for a in range(num_active)]
+        picked = select(candidates, rows, 2 * k)
+        # The loop ends the EOS among the first k and keeps the k best others: hand it the first
+        # k in allocation order and after them only the open ones that complete k open, so that
+        # its k best others are exactly allocation's (the rest at -inf).
+        is_eos = picked.tokens == self.eos  # (A, 2k)
+        position = torch.arange(2 * k, device=is_eos.device)
+        opens_before = (~is_eos).long().cumsum(dim=1) - (~is_eos).long()  # (A, 2k)
+        wanted = (position < k) | (~is_eos & (opens_before < k))
+        top_scores = picked.scores.masked_fill(~wanted, -math.inf)
+        return top_scores, picked.beams * vocab_size + picked.tokens
+
+    def reorder(self, rows: Tensor, tokens: Tensor) -> None:
+        assert self.states is not None
+        self.states = [
+            self.states[row].advance(token)
+            for row, token in zip(rows.tolist(), tokens.tolist(), strict=True)
+        ]

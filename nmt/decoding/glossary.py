@@ -1,6 +1,8 @@
 """Glossaries: which target terms a sentence's translation must contain.
 
-A glossary is a list of (source term, target term) pairs. In a file (``terms.tsv``) each line
+A glossary is a list of (source term, target term) pairs: DecodingConfig's ``glossary``
+(nmt.config.GlossaryTerm), so it reaches search from the CLI (``--glossary terms.tsv``),
+Python and the server's JSON alike. In a file (``terms.tsv``) each line
 holds a source term, a tab, the target term, and optionally a tab and a note for people (never
 read by the search); blank lines and lines starting with ``#`` are skipped.
 
@@ -22,20 +24,46 @@ word of its own: SentencePiece marks a word start with ``▁`` and cuts each wor
 neighbours, so the ids of ``Hund`` alone are the ids of ``Hund`` inside ``der Hund bellt``.
 A term attached to a neighbour without a space (``(Hund``, or inside a compound) would be cut
 differently and is not what the search looks for.
+
+Each sentence's target terms become its constraints for beam search (nmt.decoding.constraints:
+dynamic beam allocation). A sentence whose terms together need more tokens than its output may
+have (``max_len_a``, ``max_len_b``, the model's positions) is an error naming the line; one whose
+search reaches the limit before producing them all is translated without them, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from torch import Tensor
+
+from nmt.decoding.constraints import ConstrainedSelector
+from nmt.decoding.search import max_lengths
 from nmt.errors import NmtError
+
+if TYPE_CHECKING:
+    from nmt.config import DecodingConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound="TermLike")
 
 # The English plural and possessive endings a source term's last word may carry.
 INFLECTION = r"(?:e?s|['’]s|['’])?"
+
+
+class TermLike(Protocol):
+    """A glossary entry: this module's Term, or nmt.config.GlossaryTerm (the options' form)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def target(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -51,15 +79,6 @@ def check_term(source: str, target: str) -> None:
         if not text.strip():
             what = "empty" if not text else "only whitespace"
             raise ValueError(f"the {side} term is {what} (source {source!r}, target {target!r})")
-
-
-def check_pairs(pairs: Sequence[tuple[str, str]]) -> None:
-    """A ValueError naming the first pair (counting from 1) with an empty or blank term."""
-    for number, (source, target) in enumerate(pairs, start=1):
-        try:
-            check_term(source, target)
-        except ValueError as exc:
-            raise ValueError(f"term {number}: {exc}") from None
 
 
 def read_glossary(path: Path) -> list[Term]:
@@ -89,9 +108,9 @@ def read_glossary(path: Path) -> list[Term]:
     return terms
 
 
-def glossary_pairs(path: Path) -> list[tuple[str, str]]:
-    """A TSV glossary as DecodingConfig's ``glossary`` holds it: (source, target) pairs."""
-    return [(term.source, term.target) for term in read_glossary(path)]
+def glossary_option(path: Path) -> list[dict[str, str]]:
+    """A TSV glossary as DecodingConfig's ``glossary`` takes it (notes left out)."""
+    return [{"source": term.source, "target": term.target} for term in read_glossary(path)]
 
 
 def term_pattern(source: str) -> re.Pattern[str]:
@@ -100,22 +119,23 @@ def term_pattern(source: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + r"\s+".join(words) + INFLECTION + r"(?!\w)", re.IGNORECASE)
 
 
-def find_terms(sentence: str, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The pairs whose source term occurs in ``sentence``, in the order of their matches."""
-    matches = []  # (start, end, listed, pair)
-    for listed, pair in enumerate(pairs):
-        for match in term_pattern(pair[0]).finditer(sentence):
-            matches.append((match.start(), match.end(), listed, pair))
+def find_terms(sentence: str, terms: Iterable[T]) -> list[T]:
+    """The terms whose source occurs in ``sentence``, in the order of their first matches."""
+    matches = []  # (start, end, listed, term)
+    for listed, term in enumerate(terms):
+        for match in term_pattern(term.source).finditer(sentence):
+            matches.append((match.start(), match.end(), listed, term))
     # Longest match first (then the one listed first), each taking its characters for itself.
     matches.sort(key=lambda m: (m[0] - m[1], m[2]))
     taken: list[tuple[int, int]] = []
-    found: dict[tuple[str, str], int] = {}
-    for start, end, _, pair in matches:
+    first: dict[int, tuple[int, T]] = {}  # listed → (first start, term)
+    for start, end, listed, term in matches:
         if any(start < t_end and t_start < end for t_start, t_end in taken):
             continue
         taken.append((start, end))
-        found[pair] = min(found.get(pair, start), start)
-    return sorted(found, key=found.__getitem__)
+        if listed not in first or start < first[listed][0]:
+            first[listed] = (start, term)
+    return [term for _, term in sorted(first.values(), key=lambda found: found[0])]
 
 
 class TargetEncoder(Protocol):
@@ -138,3 +158,82 @@ def contains(tokens: Sequence[int], phrase: Sequence[int]) -> bool:
     """Do ``tokens`` hold ``phrase`` as a contiguous run?"""
     n = len(phrase)
     return any(list(tokens[i : i + n]) == list(phrase) for i in range(len(tokens) - n + 1))
+
+
+@dataclass
+class SentenceTerms:
+    """The glossary terms found in one sentence, with the ids its translation must contain."""
+
+    terms: list[TermLike]
+    phrases: list[list[int]]
+
+
+def sentence_terms(
+    sentences: Sequence[str], terms: Sequence[TermLike], tokenizer: TargetEncoder
+) -> list[SentenceTerms]:
+    """Per sentence: the terms whose source it contains and their targets' ids."""
+    ids: dict[str, list[int]] = {}
+    found = []
+    for sentence in sentences:
+        matched = find_terms(sentence, terms) if sentence.strip() else []
+        for term in matched:
+            if term.target not in ids:
+                ids[term.target] = target_ids(tokenizer, term.target)
+        found.append(SentenceTerms(matched, [ids[term.target] for term in matched]))
+    return found
+
+
+def check_fits(terms: SentenceTerms, limit: int, line: int) -> None:
+    """An NmtError if the terms cannot fit in an output of ``limit`` tokens."""
+    for term, phrase in zip(terms.terms, terms.phrases, strict=True):
+        if len(phrase) > limit:
+            raise NmtError(
+                f"line {line}: glossary term {term.source!r} → {term.target!r} takes "
+                f"{len(phrase)} tokens, "
+                f"more than the {limit} this line's translation may have (max_len_a, max_len_b)"
+            )
+    total = sum(len(phrase) for phrase in terms.phrases)
+    if total > limit:
+        raise NmtError(
+            f"line {line}: its {len(terms.terms)} glossary terms take {total} tokens together, "
+            f"more than the {limit} its translation may have (max_len_a, max_len_b)"
+        )
+
+
+def missing_targets(terms: SentenceTerms, tokens: Sequence[int]) -> list[str]:
+    """The target terms whose ids ``tokens`` lack."""
+    return [
+        term.target
+        for term, phrase in zip(terms.terms, terms.phrases, strict=True)
+        if not contains(tokens, phrase)
+    ]
+
+
+def glossary_selector(
+    terms: Sequence[SentenceTerms],
+    src_mask: Tensor,
+    options: DecodingConfig,
+    *,
+    max_len_cap: int | None,
+    lines: Sequence[int],
+    eos: int,
+) -> ConstrainedSelector | None:
+    """Beam search's selector for one batch (``src_mask`` (B, S)) whose sentences have these
+    ``terms`` (input ``lines``, for errors); None where none has any. An NmtError where a
+    sentence's terms cannot fit its length limit."""
+    if not any(t.phrases for t in terms):
+        return None
+    limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, max_len_cap).tolist()
+    for sentence_terms_, limit, line in zip(terms, limits, lines, strict=True):
+        check_fits(sentence_terms_, limit, line)
+    return ConstrainedSelector([t.phrases for t in terms], eos)
+
+
+def warn_missing(terms: SentenceTerms, tokens: Sequence[int], line: int) -> None:
+    """Log the target terms an output lacks (it reached the length limit first)."""
+    if missing := missing_targets(terms, tokens):
+        log.warning(
+            "line %d: the translation reached the length limit without the glossary's %s",
+            line,
+            ", ".join(repr(target) for target in missing),
+        )

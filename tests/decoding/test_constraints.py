@@ -55,12 +55,11 @@ def test_no_constraints_are_always_met() -> None:
 # -- EOS ------------------------------------------------------------------------------------------
 
 
-def test_eos_is_forbidden_until_the_constraints_are_met_except_at_the_limit() -> None:
+def test_eos_is_forbidden_until_the_constraints_are_met() -> None:
     unmet, met = ConstraintState.start([[7]]), ConstraintState.start([[7]]).advance(7)
-    log_probs = torch.zeros(4, 10)  # two sentences of two beams
-    states = [[unmet, met], [unmet, met]]
-    forbid_early_ends(log_probs, states, torch.tensor([False, True]), EOS)
-    assert log_probs[:, EOS].tolist() == [NEG, 0.0, 0.0, 0.0]
+    log_probs = torch.zeros(3, 10)
+    forbid_early_ends(log_probs, [unmet, met, unmet], EOS)
+    assert log_probs[:, EOS].tolist() == [NEG, 0.0, NEG]
     assert log_probs[:, :EOS].eq(0).all() and log_probs[:, EOS + 1 :].eq(0).all()
 
 

@@ -8,12 +8,15 @@ import pytest
 
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.glossary import (
+    SentenceTerms,
     Term,
-    check_pairs,
+    check_fits,
     contains,
     find_terms,
-    glossary_pairs,
+    glossary_option,
+    missing_targets,
     read_glossary,
+    sentence_terms,
     target_ids,
 )
 from nmt.errors import NmtError
@@ -34,7 +37,10 @@ def test_a_tsv_gives_its_terms_with_optional_notes(tmp_path: Path) -> None:
         Term("dog", "Hund"),
         Term("fire brigade", "Feuerwehr", "not 'Feuerwache'"),
     ]
-    assert glossary_pairs(path) == [("dog", "Hund"), ("fire brigade", "Feuerwehr")]
+    assert glossary_option(path) == [
+        {"source": "dog", "target": "Hund"},
+        {"source": "fire brigade", "target": "Feuerwehr"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -62,21 +68,13 @@ def test_a_missing_or_undecodable_file_is_a_clear_error(tmp_path: Path) -> None:
         read_glossary(path)
 
 
-def test_pairs_with_a_blank_side_name_the_term() -> None:
-    check_pairs([("dog", "Hund"), ("cat", "Katze")])
-    with pytest.raises(ValueError, match=r"term 2: the target term is empty"):
-        check_pairs([("dog", "Hund"), ("cat", "")])
-    with pytest.raises(ValueError, match=r"term 1: the source term is only whitespace"):
-        check_pairs([(" \t", "Hund")])
-
-
 # -- matching the source --------------------------------------------------------------------------
 
-PAIRS = [("dog", "Hund"), ("cat", "Katze"), ("fire brigade", "Feuerwehr"), ("York", "York")]
+TERMS = [Term("dog", "Hund"), Term("cat", "Katze"), Term("fire brigade", "Feuerwehr")]
 
 
-def found(sentence: str, pairs: list[tuple[str, str]] = PAIRS) -> list[str]:
-    return [source for source, _ in find_terms(sentence, pairs)]
+def found(sentence: str, terms: list[Term] = TERMS) -> list[str]:
+    return [term.source for term in find_terms(sentence, terms)]
 
 
 def test_matches_ignore_case_and_keep_to_whole_words() -> None:
@@ -94,9 +92,9 @@ def test_plurals_and_possessives_match_the_last_word() -> None:
 
 def test_terms_come_in_match_order_once_each_and_the_longest_overlap_wins() -> None:
     assert found("cat, dog, cat and dog") == ["cat", "dog"]
-    pairs = [("York", "York"), ("New York", "New York")]
-    assert found("New York is not York.", pairs) == ["New York", "York"]
-    assert found("New York only.", pairs) == ["New York"]
+    terms = [Term("York", "York"), Term("New York", "New York")]
+    assert found("New York is not York.", terms) == ["New York", "York"]
+    assert found("New York only.", terms) == ["New York"]
 
 
 # -- the target side ------------------------------------------------------------------------------
@@ -123,3 +121,21 @@ def test_contains_finds_contiguous_runs_only() -> None:
     assert contains([1, 2, 3, 4], [2, 3])
     assert not contains([1, 2, 5, 3], [2, 3])
     assert not contains([1], [1, 2])
+
+
+def test_each_sentence_gets_the_ids_of_its_own_terms(tokenizer: Tokenizer) -> None:
+    terms = [Term("dog", "market"), Term("cat", "brown fox")]
+    found = sentence_terms(["a dog and a cat", "", "no term here", "cats"], terms, tokenizer)
+    market, fox = target_ids(tokenizer, "market"), target_ids(tokenizer, "brown fox")
+    assert [f.phrases for f in found] == [[market, fox], [], [], [fox]]
+    assert missing_targets(found[0], [*market, 9, *fox]) == []
+    assert missing_targets(found[0], [*fox, 9]) == ["market"]
+
+
+def test_terms_that_cannot_fit_the_length_limit_name_the_line() -> None:
+    terms = SentenceTerms([Term("dog", "Hund"), Term("cat", "Katze")], [[5, 6, 7], [8, 9]])
+    check_fits(terms, 5, line=3)
+    with pytest.raises(NmtError, match=r"line 4: its 2 glossary terms take 5 tokens together"):
+        check_fits(terms, 4, line=4)
+    with pytest.raises(NmtError, match=r"line 7: glossary term 'dog' → 'Hund' takes 3 tokens"):
+        check_fits(terms, 2, line=7)
