@@ -142,7 +142,7 @@ def train_killed_once(run: Run, run_dir: Path, args: argparse.Namespace, budget_
 def check_updates(run: Run, run_dir: Path) -> dict:
     """The last checkpoint's trainer state, after checking the metrics: every update once."""
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-    steps = [r["step"] for r in records if r["split"] == "train"]
+    steps = [record["step"] for record in records if record["split"] == "train"]
     if steps != list(range(1, len(steps) + 1)):
         fail(f"{run.name}: after the resume the logged updates are not 1..N once each")
     trainer = json.loads((checkpoints(run_dir)[-1] / "trainer.json").read_text())["trainer"]

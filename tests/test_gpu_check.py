@@ -1,12 +1,21 @@
 """`make gpu-check`'s dry run: everything the GPU check does, on the CPU with gloo, in seconds."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from nmt.evaluation.scoring import score
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_check.py"
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
 
 
 def test_dry_run_trains_kills_resumes_translates_and_scores(
@@ -25,8 +34,16 @@ def test_dry_run_trains_kills_resumes_translates_and_scores(
     assert "1proc-float32: killed after step-" in out
     assert "2proc-bfloat16: killed after step-" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if "proc-" in line}
+    sources, references = read_lines(data / "test.en"), read_lines(data / "test.de")
     for name in ("1proc-float32", "2proc-bfloat16"):
-        updates, _, tokens_per_second, bleu = rows[name][1:5]
-        assert int(updates) > 0 and float(tokens_per_second.replace(",", "")) > 0
-        assert 0.0 <= float(bleu) <= 100.0
-        assert (tmp_path / "work" / name / "test.hyp").stat().st_size > 0
+        updates, _, tokens_per_second, bleu, chrf = rows[name][1:6]
+        assert float(tokens_per_second.replace(",", "")) > 0
+        run_dir = tmp_path / "work" / name
+        last = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+        assert int(updates) == json.loads((last / "trainer.json").read_text())["trainer"]["step"]
+        # The scores printed are those of the test set's translations against its references.
+        hypotheses = read_lines(run_dir / "test.hyp")
+        assert len(hypotheses) == len(sources)
+        expected = score(hypotheses, references)
+        assert float(bleu) == pytest.approx(expected.bleu, abs=0.005)
+        assert float(chrf) == pytest.approx(expected.chrf, abs=0.005)

@@ -60,7 +60,7 @@ def variations(base: Config) -> list[Cell]:
         if 1 <= heads != h and d % heads == 0:
             rows["A"].append(({"num_heads": heads}, {}))
     # (C) size: N (the paper: 2, 4, 8 around 6), d_model at the same h, d_ff.
-    for layers in dict.fromkeys(max(1, round(n * r)) for r in (1 / 3, 2 / 3, 4 / 3)):
+    for layers in dict.fromkeys(max(1, round(n * ratio)) for ratio in (1 / 3, 2 / 3, 4 / 3)):
         if layers != n:
             rows["C"].append(({"num_layers": layers}, {}))
     for width in (d // 2, 2 * d):

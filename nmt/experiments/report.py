@@ -60,12 +60,12 @@ def table_markdown(
         if cell.row == "E":
             positions = cell.model["positions"]
             other = "sinusoids" if positions == "learned" else "learned positional embedding"
-            mine = "positional embedding" if positions == "learned" else "sinusoids"
-            shown = [f"{mine} instead of {other}", *[""] * (len(COLUMNS) - 1)]
+            used = "positional embedding" if positions == "learned" else "sinusoids"
+            shown = [f"{used} instead of {other}", *[""] * (len(COLUMNS) - 1)]
         else:
-            mine_sizes = sizes(base, cell)
+            cell_sizes = sizes(base, cell)
             shown = [
-                v if cell.row == "base" or v != base_sizes[k] else "" for k, v in mine_sizes.items()
+                v if cell.row == "base" or v != base_sizes[k] else "" for k, v in cell_sizes.items()
             ]
         scores = [
             f"{result.steps:,}",

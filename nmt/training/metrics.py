@@ -44,8 +44,13 @@ def append_metrics(path: Path, record: dict[str, Any]) -> None:
 
 def truncate_metrics(path: Path, *, after_step: int) -> None:
     """On resume, forget records written after the checkpoint resumed from (they are redone)."""
-    kept = [r for r in read_metrics(path) if r["step"] <= after_step]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+    kept = [record for record in read_metrics(path) if record["step"] <= after_step]
+    atomic_write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
+
+
+def column(records: list[dict[str, Any]], key: str) -> list[float]:
+    """One metric of every record (NaN where a record lacks it)."""
+    return [record.get(key, float("nan")) for record in records]
 
 
 def plot_metrics(metrics_path: Path, plot_path: Path) -> None:
@@ -56,15 +61,15 @@ def plot_metrics(metrics_path: Path, plot_path: Path) -> None:
     import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
-    train = [r for r in records if r["split"] == "train"]
-    dev = [r for r in records if r["split"] == "dev"]
+    train = [record for record in records if record["split"] == "train"]
+    dev = [record for record in records if record["split"] == "dev"]
     fig, (ax_loss, ax_bleu) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot([r["step"] for r in train], [r["nll"] for r in train], label="train cross-entropy")
-    ax_loss.plot([r["step"] for r in dev], [r["nll"] for r in dev], "o-", label="dev cross-entropy")
+    ax_loss.plot(column(train, "step"), column(train, "nll"), label="train cross-entropy")
+    ax_loss.plot(column(dev, "step"), column(dev, "nll"), "o-", label="dev cross-entropy")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("nats per target token")
     ax_loss.legend()
-    ax_bleu.plot([r["step"] for r in dev], [r.get("bleu", float("nan")) for r in dev], "o-")
+    ax_bleu.plot(column(dev, "step"), column(dev, "bleu"), "o-")
     ax_bleu.set_xlabel("step")
     ax_bleu.set_ylabel("dev BLEU (greedy, sacreBLEU)")
     fig.tight_layout()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from nmt.config import TransformerConfig
@@ -117,6 +118,34 @@ def test_float16_run_resumes_exactly_with_its_loss_scale(toy_corpus: Path, tmp_p
     ]
     # Every update either stepped or was counted as skipped; the count reaches the metrics.
     assert train_records(tmp_path / "whole")[-1]["skipped_updates"] == straight["skipped_updates"]
+
+
+def test_a_float16_run_skips_an_overflowing_update_and_lowers_its_scale(
+    toy_corpus: Path, tmp_path: Path
+) -> None:
+    settings = {"precision": "float16", "save_every": 1, "max_tokens": 200}
+    run_dir = tmp_path / "run"
+    run_train(
+        write_config(tmp_path / "a.yaml", toy_corpus, run_dir, training=settings | {"max_steps": 2})
+    )
+    # A loss scale of 2^100 makes the float16 gradients of the next update overflow.
+    record_path = run_dir / "checkpoints/step-00000002/trainer.json"
+    record = json.loads(record_path.read_text())
+    assert record["trainer"]["skipped_updates"] == 0
+    record["trainer"]["grad_scaler"]["scale"] = 2.0**100
+    record_path.write_text(json.dumps(record))
+    run_train(
+        write_config(tmp_path / "b.yaml", toy_corpus, run_dir, training=settings | {"max_steps": 3})
+    )
+
+    after = trainer_record(run_dir, 3)
+    assert after["skipped_updates"] == 1
+    assert after["grad_scaler"]["scale"] == 2.0**99  # halved
+    assert train_records(run_dir)[-1]["skipped_updates"] == 1
+    # The skipped update left the weights as they were.
+    before = load_file(str(run_dir / "checkpoints/step-00000002/model.safetensors"))
+    skipped = load_file(str(run_dir / "checkpoints/step-00000003/model.safetensors"))
+    assert all(torch.equal(before[name], skipped[name]) for name in before)
 
 
 def tiny_model_and_batches(seed: int = 0) -> tuple[nn.Module, list[Batch]]:
