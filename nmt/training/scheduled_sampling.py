@@ -34,6 +34,8 @@ Shapes: B batch, S source length, T target length, V vocabulary.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 import torch
@@ -66,6 +68,10 @@ def always_reference(config: TrainingConfig) -> bool:
     return config.teacher_forcing_schedule == "constant" and config.teacher_forcing == 1.0
 
 
+# (reference tokens, predicted tokens) -> the tokens to feed: choose_inputs at one probability.
+Mix = Callable[[Tensor, Tensor], Tensor]
+
+
 def choose_inputs(
     reference: Tensor, predicted: Tensor, probability: float, *, pad_id: int
 ) -> Tensor:
@@ -76,34 +82,19 @@ def choose_inputs(
 
 @torch.no_grad()
 def two_pass_inputs(
-    model: nn.Module,
-    src: Tensor,
-    src_mask: Tensor,
-    tgt_in: Tensor,
-    probability: float,
-    *,
-    pad_id: int,
+    model: nn.Module, src: Tensor, src_mask: Tensor, tgt_in: Tensor, mix: Mix
 ) -> Tensor:
     """The Transformer's decoder inputs (B, T): BOS, then per position the reference or the
     argmax a teacher-forced first pass predicted there (Mihaylova & Martins 2019)."""
-    predicted = model(src, src_mask, tgt_in).argmax(
-        dim=-1
-    )  # (B, T): [:, t] guesses tgt_in[:, t + 1]
-    rest = choose_inputs(tgt_in[:, 1:], predicted[:, :-1], probability, pad_id=pad_id)
-    return torch.cat([tgt_in[:, :1], rest], dim=1)
+    predicted = model(src, src_mask, tgt_in).argmax(dim=-1)  # (B, T): [:, t] guesses t + 1
+    return torch.cat([tgt_in[:, :1], mix(tgt_in[:, 1:], predicted[:, :-1])], dim=1)
 
 
 def step_by_step_log_probs(
-    model: Seq2SeqModel,
-    src: Tensor,
-    src_mask: Tensor,
-    tgt_in: Tensor,
-    probability: float,
-    *,
-    pad_id: int,
+    model: Seq2SeqModel, src: Tensor, src_mask: Tensor, tgt_in: Tensor, mix: Mix
 ) -> Tensor:
     """Log-probabilities (B, T, V) of a decoder run one step at a time, fed BOS, then at each
-    step the reference token with ``probability``, else its own argmax of the step before."""
+    step the reference token or its own argmax of the step before, as ``mix`` chooses."""
     state = model.encode(src, src_mask, max_steps=tgt_in.size(1))
     fed = tgt_in[:, 0]  # BOS
     outputs = []
@@ -112,7 +103,7 @@ def step_by_step_log_probs(
         outputs.append(log_probs)
         if t + 1 < tgt_in.size(1):
             predicted = log_probs.detach().argmax(dim=-1)
-            fed = choose_inputs(tgt_in[:, t + 1], predicted, probability, pad_id=pad_id)
+            fed = mix(tgt_in[:, t + 1], predicted)
     return torch.stack(outputs, dim=1)
 
 
@@ -161,21 +152,14 @@ class ScheduledSampling:
         probability = teacher_forcing_probability(step, self.config)
         if probability >= 1.0:
             return self.loss_of(src, src_mask, tgt_in, tgt_out)
+        mix = partial(choose_inputs, probability=probability, pad_id=self.pad_id)
         if self.recurrent:
             with self.autocast():
-                log_probs = step_by_step_log_probs(
-                    cast(Seq2SeqModel, self.model),
-                    src,
-                    src_mask,
-                    tgt_in,
-                    probability,
-                    pad_id=self.pad_id,
-                )
+                model = cast(Seq2SeqModel, self.model)
+                log_probs = step_by_step_log_probs(model, src, src_mask, tgt_in, mix)
             return label_smoothed_loss(
                 log_probs, tgt_out, epsilon=self.config.label_smoothing, pad_id=self.pad_id
             )
         with self.autocast():
-            mixed = two_pass_inputs(
-                self.model, src, src_mask, tgt_in, probability, pad_id=self.pad_id
-            )
+            mixed = two_pass_inputs(self.model, src, src_mask, tgt_in, mix)
         return self.loss_of(src, src_mask, mixed, tgt_out)

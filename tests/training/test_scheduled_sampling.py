@@ -4,6 +4,7 @@ the model's own argmax fed at p = 0, and the mixing rate following the schedule.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from nmt.training.loss import LossSums
 from nmt.training.precision import forward_loss
 from nmt.training.scheduled_sampling import (
     ScheduledSampling,
+    choose_inputs,
     step_by_step_log_probs,
     teacher_forcing_probability,
 )
@@ -150,7 +152,8 @@ def test_step_by_step_pass_at_p_one_is_the_teacher_forced_pass() -> None:
     model = make_model(GRU).eval()
     src, src_mask, tgt_in, _ = toy_batch()
     with torch.no_grad():
-        stepped = step_by_step_log_probs(model, src, src_mask, tgt_in, 1.0, pad_id=PAD)
+        always_reference = partial(choose_inputs, probability=1.0, pad_id=PAD)
+        stepped = step_by_step_log_probs(model, src, src_mask, tgt_in, always_reference)
         forced = model(src, src_mask, tgt_in).log_softmax(-1)
     torch.testing.assert_close(stepped, forced, atol=1e-5, rtol=1e-5)
 

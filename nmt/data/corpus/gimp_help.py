@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from html.parser import HTMLParser
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
+from nmt.data.corpus.html_pages import VOID_TAGS, ElementParser
 from nmt.data.corpus.source import Extracted, Source, align_pages, normalise
 
 log = logging.getLogger(__name__)
@@ -28,54 +28,44 @@ HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 BLOCK_TAGS = HEADINGS | {"p", "dt", "th", "caption", "pre"}
 SECTION_NUMBER = re.compile(r"^(?:\d+|[A-Z])(?:\.\d+)*\.\s+")  # "2.19.1. " before a heading
 SKIPPED_CLASSES = frozenset({"navheader", "navfooter"})
-VOID_TAGS = frozenset({"area", "base", "br", "col", "hr", "img", "input", "link", "meta", "wbr"})
 
 
-class _BlockParser(HTMLParser):
+class _BlockParser(ElementParser):
     """Collects ``(tag, text)`` of each outermost block element in document order."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.blocks: list[tuple[str, str]] = []
-        self._stack: list[str] = []
         self._skip_depth: int | None = None  # depth of the navigation we are in
         self._block: str | None = None
         self._block_depth = 0
         self._text: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in VOID_TAGS:
-            if tag == "br" and self._block is not None:
-                self._text.append(" ")
-            return
-        self._stack.append(tag)
-        classes = set((dict(attrs).get("class") or "").split())
+    def opened(self, tag: str, attributes: dict[str, str | None], depth: int) -> None:
+        classes = set((attributes.get("class") or "").split())
         if self._skip_depth is None and classes & SKIPPED_CLASSES:
-            self._skip_depth = len(self._stack)
+            self._skip_depth = depth
         if self._skip_depth is None and self._block is None and tag in BLOCK_TAGS:
-            self._block, self._block_depth, self._text = tag, len(self._stack), []
+            self._block, self._block_depth, self._text = tag, depth, []
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in VOID_TAGS:  # ``<a id="x"/>`` opens and closes at once
             return
         self.handle_starttag(tag, attrs)
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in VOID_TAGS or tag not in self._stack:
-            return
-        while self._stack:
-            depth = len(self._stack)
-            closed = self._stack.pop()
-            if self._block is not None and depth == self._block_depth:
-                text = normalise("".join(self._text))
-                if self._block in HEADINGS:
-                    text = SECTION_NUMBER.sub("", text, count=1)
-                self.blocks.append((self._block, text))
-                self._block = None
-            if self._skip_depth == depth:
-                self._skip_depth = None
-            if closed == tag:
-                break
+    def closed(self, tag: str, depth: int) -> None:
+        if self._block is not None and depth == self._block_depth:
+            text = normalise("".join(self._text))
+            if self._block in HEADINGS:
+                text = SECTION_NUMBER.sub("", text, count=1)
+            self.blocks.append((self._block, text))
+            self._block = None
+        if self._skip_depth == depth:
+            self._skip_depth = None
+
+    def line_break(self) -> None:
+        if self._block is not None:
+            self._text.append(" ")
 
     def handle_data(self, data: str) -> None:
         if self._block is not None:
@@ -85,8 +75,7 @@ class _BlockParser(HTMLParser):
 def blocks(html: str) -> list[tuple[str, str]]:
     """``(tag, text)`` of every block of a page outside its navigation, in document order."""
     parser = _BlockParser()
-    parser.feed(html)
-    parser.close()
+    parser.parse(html)
     return parser.blocks
 
 

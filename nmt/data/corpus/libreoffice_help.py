@@ -13,10 +13,10 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Mapping
-from html.parser import HTMLParser
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
+from nmt.data.corpus.html_pages import ElementParser
 from nmt.data.corpus.source import Extracted, Source, align_pages, normalise
 
 log = logging.getLogger(__name__)
@@ -27,33 +27,22 @@ EN_ROOT, DE_ROOT = "usr/share/libreoffice/help/en-US/", "usr/share/libreoffice/h
 PARAGRAPH_TAGS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6"})
 PARAGRAPH_ID = re.compile(r"(?:par_id|hd_id|N\d)")
 CODE_CLASSES = frozenset({"bascode", "pycode", "sqlcode", "code", "codeintable", "smathcode"})
-VOID_TAGS = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-)
 
 
-class _ParagraphParser(HTMLParser):
+class _ParagraphParser(ElementParser):
     """Collects the text of each paragraph that has an id, keyed by (id, occurrence)."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.paragraphs: dict[tuple[str, int], str] = {}
         self._seen: Counter[str] = Counter()
-        self._stack: list[str] = []  # open tags
         self._code_depth: int | None = None  # stack depth of the code block we are in
         self._paragraph: tuple[str, int] | None = None
         self._paragraph_depth = 0
         self._hidden_depth: int | None = None  # stack depth of the hidden span we are in
         self._text: list[str] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in VOID_TAGS:
-            if tag == "br" and self._paragraph is not None:
-                self._text.append(" ")
-            return
-        attributes = dict(attrs)
-        self._stack.append(tag)
-        depth = len(self._stack)
+    def opened(self, tag: str, attributes: dict[str, str | None], depth: int) -> None:
         classes = set((attributes.get("class") or "").split())
         if self._code_depth is None and classes & CODE_CLASSES:
             self._code_depth = depth
@@ -71,23 +60,19 @@ class _ParagraphParser(HTMLParser):
         ):
             self._hidden_depth = depth
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in VOID_TAGS or tag not in self._stack:
-            return
-        # Close everything up to the matching tag (HTML lets some end tags be left out).
-        while self._stack:
-            depth = len(self._stack)
-            closed = self._stack.pop()
-            if self._hidden_depth == depth:
-                self._hidden_depth = None
-            if self._paragraph is not None and self._paragraph_depth == depth:
-                if self._code_depth is None:
-                    self.paragraphs[self._paragraph] = normalise("".join(self._text))
-                self._paragraph = None
-            if self._code_depth == depth:
-                self._code_depth = None
-            if closed == tag:
-                break
+    def closed(self, tag: str, depth: int) -> None:
+        if self._hidden_depth == depth:
+            self._hidden_depth = None
+        if self._paragraph is not None and self._paragraph_depth == depth:
+            if self._code_depth is None:
+                self.paragraphs[self._paragraph] = normalise("".join(self._text))
+            self._paragraph = None
+        if self._code_depth == depth:
+            self._code_depth = None
+
+    def line_break(self) -> None:
+        if self._paragraph is not None:
+            self._text.append(" ")
 
     def handle_data(self, data: str) -> None:
         if self._paragraph is not None and self._hidden_depth is None:
@@ -97,8 +82,7 @@ class _ParagraphParser(HTMLParser):
 def paragraphs(html: str) -> dict[tuple[str, int], str]:
     """Text of every paragraph and heading with an id, keyed by ``(id, occurrence)``."""
     parser = _ParagraphParser()
-    parser.feed(html)
-    parser.close()
+    parser.parse(html)
     return parser.paragraphs
 
 
