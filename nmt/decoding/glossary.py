@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from torch import Tensor
+import torch
 
 from nmt.decoding.constraints import ConstrainedSelector
 from nmt.decoding.search import max_lengths
@@ -209,31 +209,49 @@ def missing_targets(terms: SentenceTerms, tokens: Sequence[int]) -> list[str]:
     ]
 
 
-def glossary_selector(
-    terms: Sequence[SentenceTerms],
-    src_mask: Tensor,
+def glossary_terms(
+    sentences: Sequence[str],
+    source_lengths: Sequence[int],
     options: DecodingConfig,
+    tokenizer: TargetEncoder,
     *,
     max_len_cap: int | None,
-    lines: Sequence[int],
-    eos: int,
-) -> ConstrainedSelector | None:
-    """Beam search's selector for one batch (``src_mask`` (B, S)) whose sentences have these
-    ``terms`` (input ``lines``, for errors); None where none has any. An NmtError where a
-    sentence's terms cannot fit its length limit."""
-    if not any(t.phrases for t in terms):
+    first_line: int,
+) -> list[SentenceTerms] | None:
+    """Per sentence, the terms of ``options.glossary`` it contains (None without a glossary),
+    checked against each sentence's length limit (``source_lengths``: its source tokens,
+    without EOS) before anything is translated: an NmtError names the first line they do not
+    fit."""
+    if not options.glossary:
         return None
+    terms = sentence_terms(sentences, options.glossary, tokenizer)
+    lengths = torch.tensor(source_lengths, dtype=torch.long)
+    # max_lengths reads |X| from a source mask that holds the EOS too.
+    src_mask = torch.arange(max(source_lengths, default=0) + 1) < (lengths + 1)[:, None]
     limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, max_len_cap).tolist()
-    for sentence_terms_, limit, line in zip(terms, limits, lines, strict=True):
-        check_fits(sentence_terms_, limit, line)
-    return ConstrainedSelector([t.phrases for t in terms], eos)
+    for number, (found, limit) in enumerate(zip(terms, limits, strict=True)):
+        if found.phrases:
+            check_fits(found, limit, first_line + number)
+    return terms
 
 
-def warn_missing(terms: SentenceTerms, tokens: Sequence[int], line: int) -> None:
-    """Log the target terms an output lacks (it reached the length limit first)."""
-    if missing := missing_targets(terms, tokens):
-        log.warning(
-            "line %d: the translation reached the length limit without the glossary's %s",
-            line,
-            ", ".join(repr(target) for target in missing),
-        )
+def glossary_selector(terms: Sequence[SentenceTerms], eos: int) -> ConstrainedSelector | None:
+    """Beam search's selector for a batch whose sentences have these ``terms``; None where none
+    has any (plain beam search is faster)."""
+    if not any(found.phrases for found in terms):
+        return None
+    return ConstrainedSelector([found.phrases for found in terms], eos)
+
+
+def warn_missing(
+    terms: Sequence[SentenceTerms], outputs: Sequence[Sequence[int]], first_line: int
+) -> None:
+    """Log each output (ids, one per sentence) that lacks a target term of its sentence: its
+    search reached the length limit first."""
+    for number, (found, tokens) in enumerate(zip(terms, outputs, strict=True)):
+        if missing := missing_targets(found, tokens):
+            log.warning(
+                "line %d: the translation reached the length limit without the glossary's %s",
+                first_line + number,
+                ", ".join(repr(target) for target in missing),
+            )

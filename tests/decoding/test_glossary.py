@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.glossary import (
     SentenceTerms,
@@ -18,7 +21,9 @@ from nmt.decoding.glossary import (
     read_glossary,
     sentence_terms,
     target_ids,
+    warn_missing,
 )
+from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
 
 
@@ -139,3 +144,73 @@ def test_terms_that_cannot_fit_the_length_limit_name_the_line() -> None:
         check_fits(terms, 4, line=4)
     with pytest.raises(NmtError, match=r"line 7: glossary term 'dog' → 'Hund' takes 3 tokens"):
         check_fits(terms, 2, line=7)
+
+
+# -- on the trained test model ---------------------------------------------------------------------
+
+SENTENCES = ["the cat sees a dog", "a big red house", "the small tree runs", "green cat eats"]
+# Targets the word-for-word model would never write for these sources: only the search can.
+GLOSSARY = [{"source": "cat", "target": "baum"}, {"source": "tree", "target": "gross rot"}]
+
+
+@pytest.fixture(scope="module")
+def translator(trained_model_dir: Path) -> Translator:
+    return Translator.load(trained_model_dir)
+
+
+def options_with(translator: Translator, **changes: Any) -> DecodingConfig:
+    return translator.default_options.updated(glossary=GLOSSARY, **changes)
+
+
+@pytest.mark.parametrize("beam_size", [1, 2, 4])
+def test_a_term_the_output_lacks_is_in_the_constrained_output(
+    translator: Translator, beam_size: int
+) -> None:
+    free = translator.translate(SENTENCES, translator.default_options.updated(beam_size=beam_size))
+    steered = translator.translate(SENTENCES, options_with(translator, beam_size=beam_size))
+    assert "baum" not in free[0].split() and "gross rot" not in free[2]
+    assert "baum" in steered[0].split()
+    assert "gross rot" in steered[2]
+    assert "baum" in steered[3].split()
+    # A sentence without a term is searched exactly as without a glossary.
+    assert steered[1] == free[1]
+
+
+@pytest.mark.parametrize(
+    "stopping", [{"stopping": "early"}, {"stopping": "exact"}, {"patience": 2.0}]
+)
+def test_every_hypothesis_of_the_nbest_meets_every_term(
+    translator: Translator, stopping: dict[str, Any]
+) -> None:
+    # Four beams reordered at every step, and four ended hypotheses: each holds both terms only
+    # if every beam's constraint state followed it, and EOS waited for them under each rule.
+    sentence = "the cat sees the green tree"
+    options = options_with(translator, beam_size=4, nbest=4, **stopping)
+    (nbest,) = translator.translate_nbest([sentence], options)
+    assert len(nbest) == 4
+    for translation in nbest:
+        words = translation.text.split()
+        assert "baum" in words and "gross rot" in translation.text, translation.text
+        assert translation.ended
+
+
+def test_terms_too_long_for_a_line_are_refused_before_translating(translator: Translator) -> None:
+    options = options_with(translator, max_len_a=0.0, max_len_b=2)
+    with pytest.raises(NmtError, match=r"line 7: glossary term 'cat' → 'baum' takes \d+ tokens"):
+        translator.translate(["a big red house", "the cat"], options, first_line=6)
+
+
+def test_ctranslate2_refuses_a_glossary(trained_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir, ignore=shutil.ignore_patterns(".ct2-*"))
+    ct2 = Translator.load(model_dir, engine="ctranslate2")
+    with pytest.raises(NmtError, match="a glossary needs --engine nmt"):
+        ct2.translate(["the cat"], options_with(translator=ct2))
+
+
+def test_a_term_missing_at_the_length_limit_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    found = [SentenceTerms([Term("dog", "Hund")], [[5, 6]]), SentenceTerms([], [])]
+    with caplog.at_level("WARNING", logger="nmt.decoding.glossary"):
+        warn_missing(found, [[5, 7, 6], [1]], first_line=10)
+    assert "line 10:" in caplog.text and "'Hund'" in caplog.text
+    assert "line 11" not in caplog.text
