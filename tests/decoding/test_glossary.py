@@ -214,3 +214,29 @@ def test_a_term_missing_at_the_length_limit_is_logged(caplog: pytest.LogCaptureF
         warn_missing(found, [[5, 7, 6], [1]], first_line=10)
     assert "line 10:" in caplog.text and "'Hund'" in caplog.text
     assert "line 11" not in caplog.text
+
+
+def test_the_server_takes_a_glossary_and_names_a_bad_term(
+    translator: Translator, trained_model_dir: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from nmt.data.tokenizer import TOKENIZER_FILE
+    from nmt.serve.app import create_app, model_info
+    from nmt.serve.limits import ServeSettings
+
+    app = create_app(
+        translator,
+        tokenizer=Tokenizer.load(trained_model_dir / TOKENIZER_FILE),
+        info=model_info(trained_model_dir, engine="nmt", device="cpu"),
+        settings=ServeSettings(),
+    )
+    with TestClient(app) as client:
+        good = client.post("/v1/translate", json={"texts": [SENTENCES[0]], "glossary": GLOSSARY})
+        assert good.status_code == 200, good.text
+        assert "baum" in good.json()["translations"][0]["text"].split()
+        blank = [{"source": " ", "target": "baum"}]
+        bad = client.post("/v1/translate", json={"texts": [SENTENCES[0]], "glossary": blank})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "glossary", 0, "source"]
+    assert "only whitespace" in bad.json()["detail"][0]["msg"]
