@@ -119,13 +119,20 @@ def test_empty_corpus_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_explicit_index_files_such_as_dpkg_status(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text(package_index(25).replace("Description-en:", "Description:"))
+    report = fetch_summaries(tmp_path / "out", lists_dir=tmp_path / "nowhere", index=[status])
+    assert report.index_files == [status]
+    assert report.num_train + report.num_dev + report.num_test == 25
+    with pytest.raises(NmtError, match=r"missing: cannot read"):
+        fetch_summaries(tmp_path / "out2", index=[tmp_path / "missing"])
+
+
 def test_cli_dispatches_by_name_and_fails_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(summaries, "APT_LISTS", tmp_path / "lists")
-    monkeypatch.setattr(
-        summaries.fetch_summaries, "__kwdefaults__", {"lists_dir": tmp_path / "lists"}
-    )
     (tmp_path / "lists").mkdir()
     assert main(["data", "fetch", "summaries", "--dir", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err

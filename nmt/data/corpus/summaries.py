@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,20 +173,23 @@ def split_pairs(pairs: list[Pair], *, seed: int) -> dict[str, list[Pair]]:
     }
 
 
-def fetch_summaries(out_dir: Path, *, lists_dir: Path = APT_LISTS) -> SummariesReport:
-    """Build the summaries corpus from the description indexes in ``lists_dir`` into
-    ``out_dir`` (all or nothing)."""
-    files = index_files(lists_dir)
+def fetch_summaries(
+    out_dir: Path, *, lists_dir: Path | None = None, index: Sequence[Path] | None = None
+) -> SummariesReport:
+    """Build the summaries corpus from the description indexes in ``lists_dir`` (or from the
+    deb822 files ``index``, e.g. /var/lib/dpkg/status: the installed packages') into
+    ``out_dir``, all or nothing. ``lists_dir`` defaults to apt's, APT_LISTS."""
+    files = index_files(lists_dir or APT_LISTS) if index is None else list(index)
     report = SummariesReport(out_dir=out_dir, index_files=files)
     pairs = collect_pairs([read_index(path) for path in files], report)
     if not pairs:
         raise NmtError(
-            f"{lists_dir}: no package has a long description in "
-            f"{', '.join(path.name for path in files)}: the corpus would be empty"
+            f"{', '.join(map(str, files))}: no package has a long description: "
+            "the corpus would be empty"
         )
     if len(pairs) < MIN_PAIRS:
         raise NmtError(
-            f"{lists_dir}: only {len(pairs)} usable package descriptions; "
+            f"{', '.join(map(str, files))}: only {len(pairs)} usable package descriptions; "
             f"train, dev and test need at least {MIN_PAIRS}"
         )
     splits = split_pairs(pairs, seed=SEED)
