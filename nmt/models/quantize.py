@@ -1,39 +1,83 @@
-"""int8 inference on the CPU: dynamic quantization of a model's linear layers (``--int8``).
+"""int8 inference on the CPU: linear layers with int8 weights and int8 matmuls (``--int8``).
 
-Every ``nn.Linear`` (attention projections, feed-forward, the output projection) keeps int8
-weights, quantized once at load time, and quantizes its input on the fly at each call, so its
-matmuls run in int8 (fbgemm / oneDNN, PyTorch's "x86" quantized engine) and return float32.
-Embeddings, layer norms and the softmax stay float32. The model is for inference only.
+Every ``nn.Linear`` (attention projections, feed-forward, the output projection) is replaced, in
+place, by an ``Int8Linear``: its weight quantized once, one scale per output feature, and its
+input quantized at each call, **one scale per row** (per token), so the matmul runs on int8
+values with exact int32 sums and returns float32. Embeddings (tied ones included), layer norms,
+attention and the softmax stay float32. The model is for inference only.
 
-Which API: PyTorch 2.13 marks ``torch.ao.quantization`` deprecated in favour of torchao's
-``quantize_(model, Int8DynamicActivationInt8WeightConfig())``. torchao's int8 layers are built
-for ``torch.compile``; run eagerly on a CPU, as nmt's step-by-step search runs, they measured
-about 2× slower than ``torch.ao.quantization.quantize_dynamic``'s fbgemm kernels here (and
-would add a dependency), so nmt keeps ``quantize_dynamic`` while PyTorch ships it.
+Why per-row scales: a scale shared by the whole input (PyTorch's ``quantize_dynamic``) is the
+largest value of the whole batch, padding included, so one sentence's rounding, and then its
+translation, depended on which other sentences shared its batch. With one scale per row and
+exact integer sums, a row's output depends on that row alone: a sentence translates the same
+alone and in any batch (tests/decoding/test_int8.py). CTranslate2's int8 does the same.
+
+Which kernel: ``torch._int_mm`` (int8 × int8 → int32 through oneDNN; also what torchao's int8
+layers call). ``torch.ao.quantization.quantize_dynamic``'s fbgemm kernels take one activation
+scale per tensor only, and torchao's ``Int8DynamicActivationInt8WeightConfig`` (per-token scales
+too) is built for ``torch.compile`` and would add a dependency; docs/engines.md gives the
+measured comparison.
 """
 
 from __future__ import annotations
 
-import warnings
+from typing import TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from nmt.errors import NmtError
 
+INT8_MAX = 127
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """``model`` (on the CPU, in eval mode) with its linear layers dynamically quantized to
-    int8; the float32 linear weights are replaced, the rest is shared with ``model``."""
-    if any(p.device.type != "cpu" for p in model.parameters()):
-        raise NmtError("int8 dynamic quantization runs on the CPU only")
-    if "x86" in torch.backends.quantized.supported_engines:
-        torch.backends.quantized.engine = "x86"
-    with warnings.catch_warnings():
-        # The deprecation notices of torch.ao.quantization (see the module docstring).
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        quantized = torch.ao.quantization.quantize_dynamic(
-            model.eval(), {nn.Linear}, dtype=torch.qint8, inplace=False
-        )
-    return quantized
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Symmetric int8 values of ``x`` (R, C), one scale per row: (R, C) int8 and (R, 1) float32
+    with x ≈ values · scale. An all-zero row (padding) gets scale 1 rather than 0."""
+    scale = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True) / INT8_MAX
+    scale = scale.masked_fill_(scale == 0, 1.0)
+    return torch.round(x / scale).to(torch.int8), scale
+
+
+class Int8Linear(nn.Module):
+    """y = x·Wᵀ + b with W in int8 (per output feature scales) and x quantized per row."""
+
+    weight_int8: Tensor  # (out, in) int8
+    weight_scale: Tensor  # (out,) float32
+    bias: Tensor | None
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight, weight_scale = quantize_rows(linear.weight.detach().float())
+        self.register_buffer("weight_int8", weight)
+        self.register_buffer("weight_scale", weight_scale.squeeze(1))
+        bias = None if linear.bias is None else linear.bias.detach().float().clone()
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.reshape(-1, self.in_features)  # (R, in)
+        values, scale = quantize_rows(rows)
+        sums = torch._int_mm(values, self.weight_int8.t())  # (R, out) int32, exact
+        out = sums.float().mul_(self.weight_scale).mul_(scale)
+        if self.bias is not None:
+            out.add_(self.bias)
+        return out.view(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def quantize_int8(model: ModelT) -> ModelT:
+    """``model`` (on the CPU) with every ``nn.Linear`` replaced by an ``Int8Linear``, in place:
+    the same object is returned, put in eval mode, and its float32 linear weights are dropped
+    (a weight tied to an embedding stays, as the embedding's)."""
+    if any(t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
+        raise NmtError("int8 quantization runs on the CPU only")
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear:
+                setattr(parent, name, Int8Linear(child))
+    return model.eval()

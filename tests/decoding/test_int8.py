@@ -1,4 +1,5 @@
-"""`--int8`: nmt's own model with dynamically quantized linear layers translates as float32 does."""
+"""`--int8`: nmt's own model with int8 linear layers translates as float32 does, and a sentence
+translates the same alone and inside any batch."""
 
 from pathlib import Path
 
@@ -7,20 +8,58 @@ import sacrebleu
 import torch
 from torch import nn
 
-from nmt.config import DecodingConfig
-from nmt.decoding.engines import load_translator
+from nmt.config import DecodingConfig, TransformerConfig
+from nmt.data.tokenizer import EOS_ID, Tokenizer
+from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
+from nmt.models.quantize import Int8Linear, quantize_int8
+from nmt.models.transformer import Transformer
+
+
+def toy_sources(toy_corpus: Path) -> list[str]:
+    return [
+        line
+        for split in ("dev", "test")
+        for line in (toy_corpus / f"{split}.en").read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def test_int8_quantizes_every_linear_layer(trained_model_dir: Path) -> None:
-    translator = load_translator([trained_model_dir], int8=True)
-    model = translator.model
+    model = Translator.load(trained_model_dir, int8=True).model
     assert isinstance(model, nn.Module)
-    quantized = torch.ao.nn.quantized.dynamic.Linear
     # Per encoder layer: q|k|v, out, w_1, w_2; per decoder layer 3 more (cross-attention); the
     # output projection.
-    assert sum(isinstance(m, quantized) for m in model.modules()) == 2 * 4 + 2 * 7 + 1
+    assert sum(isinstance(m, Int8Linear) for m in model.modules()) == 2 * 4 + 2 * 7 + 1
     assert not any(type(m) is nn.Linear for m in model.modules())
+
+
+def test_int8_linear_matches_the_textbook_formula() -> None:
+    """Per output feature weight scales, per row input scales, exact integer sums."""
+    torch.manual_seed(0)
+    linear = nn.Linear(24, 10)
+    x = torch.randn(3, 5, 24) * torch.tensor([0.01, 1.0, 100.0])[:, None, None]
+    w_scale = linear.weight.abs().amax(1, keepdim=True) / 127  # (out, 1)
+    w_int = torch.round(linear.weight / w_scale)
+    x_scale = x.abs().amax(-1, keepdim=True) / 127  # (3, 5, 1)
+    x_int = torch.round(x / x_scale)
+    expected = (x_int.double() @ w_int.double().T) * x_scale * w_scale.T + linear.bias
+    got = Int8Linear(linear)(x)
+    assert got.shape == (3, 5, 10)
+    torch.testing.assert_close(got.double(), expected.detach(), rtol=1e-5, atol=1e-6)
+    # Quantization error is relative to each row's own size, even for the tiny rows.
+    with torch.no_grad():
+        error = (got - linear(x)).abs() / x.abs().amax(-1, keepdim=True)
+    assert float(error.max()) < 0.05
+
+
+def test_a_row_is_computed_the_same_in_any_batch() -> None:
+    """The bug this layer fixes: with one scale for the whole input, a large neighbour (or
+    padding) changed every other row's rounding."""
+    torch.manual_seed(0)
+    layer = Int8Linear(nn.Linear(64, 32))
+    row = torch.randn(1, 64)
+    neighbours = torch.cat([row, 50 * torch.randn(7, 64), torch.zeros(4, 64)])
+    assert torch.equal(layer(row)[0], layer(neighbours)[0])
 
 
 def test_int8_outputs_stay_close_to_float32(trained_model_dir: Path, toy_corpus: Path) -> None:
@@ -30,13 +69,15 @@ def test_int8_outputs_stay_close_to_float32(trained_model_dir: Path, toy_corpus:
     changed output moves BLEU by 0.7 to 0.9 (measured), so this test bounds the loss at 1.5 and
     benchmarks/engines.py measures the 0.5 on the 1,000 sentences of data/de-en/test.
     """
-    sources, references = [], []
-    for split in ("dev", "test"):
-        sources += (toy_corpus / f"{split}.en").read_text(encoding="utf-8").splitlines()
-        references += (toy_corpus / f"{split}.de").read_text(encoding="utf-8").splitlines()
+    sources = toy_sources(toy_corpus)
+    references = [
+        line
+        for split in ("dev", "test")
+        for line in (toy_corpus / f"{split}.de").read_text(encoding="utf-8").splitlines()
+    ]
     options = DecodingConfig(beam_size=4)
-    float32 = load_translator([trained_model_dir]).translate(sources, options)
-    int8 = load_translator([trained_model_dir], int8=True).translate(sources, options)
+    float32 = Translator.load(trained_model_dir).translate(sources, options)
+    int8 = Translator.load(trained_model_dir, int8=True).translate(sources, options)
     assert sum(a == b for a, b in zip(float32, int8, strict=True)) >= 0.95 * len(sources)
     bleu_float32 = sacrebleu.corpus_bleu(float32, [references]).score
     bleu_int8 = sacrebleu.corpus_bleu(int8, [references]).score
@@ -45,21 +86,70 @@ def test_int8_outputs_stay_close_to_float32(trained_model_dir: Path, toy_corpus:
 
 def test_int8_log_probs_are_close_but_not_equal(trained_model_dir: Path) -> None:
     """Quantization changes the numbers (else nothing was quantized), by little."""
-    float32 = load_translator([trained_model_dir])
-    int8 = load_translator([trained_model_dir], int8=True)
-    src = torch.tensor([[5, 9, 12, 20, float32.model.eos_id]])
-    tgt_in = torch.tensor([[float32.model.bos_id, 7, 39, 14]])
+    float32 = Translator.load(trained_model_dir).model
+    int8 = Translator.load(trained_model_dir, int8=True).model
+    src = torch.tensor([[5, 9, 12, 20, float32.eos_id]])
+    tgt_in = torch.tensor([[float32.bos_id, 7, 39, 14]])
     with torch.no_grad():
-        a = float32.model(src, src != 0, tgt_in).log_softmax(-1)
-        b = int8.model(src, src != 0, tgt_in).log_softmax(-1)
+        a = float32.forward(src, src != 0, tgt_in).log_softmax(-1)
+        b = int8.forward(src, src != 0, tgt_in).log_softmax(-1)
     gap = float((a - b).abs().max())
     assert 0 < gap < 0.5
 
 
-def test_int8_is_refused_on_a_gpu(trained_model_dir: Path) -> None:
-    if not torch.cuda.is_available():
-        with pytest.raises(NmtError, match="cuda"):
-            load_translator([trained_model_dir], int8=True, device="cuda")
-    else:
-        with pytest.raises(NmtError, match="CPU only"):
-            load_translator([trained_model_dir], int8=True, device="cuda")
+def assert_batch_independent(translator: Translator, sources: list[str]) -> None:
+    """Every sentence's beam-4 translation alone equals its translation in the batch of all
+    (sorted by length into batches by the Translator, padded to their longest)."""
+    options = DecodingConfig(beam_size=4)
+    together = translator.translate(sources, options)
+    alone = [translator.translate([source], options)[0] for source in sources]
+    differ = [i for i, (a, b) in enumerate(zip(alone, together, strict=True)) if a != b]
+    assert not differ, f"{len(differ)} of {len(sources)} differ, e.g. {sources[differ[0]]!r}"
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_trained_model_translates_alone_as_in_a_batch(
+    trained_model_dir: Path, toy_corpus: Path, int8: bool
+) -> None:
+    translator = Translator.load(trained_model_dir, int8=int8)
+    assert_batch_independent(translator, toy_sources(toy_corpus)[:40])
+
+
+def eos_biased_random_model(vocab_size: int) -> Transformer:
+    """A random Transformer (d_model 128, 3 + 3 layers, swish, Marian's output bias) whose EOS
+    logit is raised so that outputs end after a few to a few dozen pieces, as a trained model's
+    do, instead of running to the length limit; its large random weights give activations of
+    very different sizes from row to row, which is what a shared int8 scale gets wrong."""
+    config = TransformerConfig(
+        num_layers=3, d_model=128, d_ff=512, num_heads=4, dropout=0.0, activation="swish",
+        output_bias=True, max_positions=96,
+    )  # fmt: skip
+    torch.manual_seed(3)
+    model = Transformer(config, vocab_size)
+    with torch.no_grad():
+        assert model.output_bias is not None
+        model.output_bias[EOS_ID] = 6.0
+    return model.eval()
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_random_model_translates_alone_as_in_a_batch(
+    toy_tokenizer: Tokenizer, toy_corpus: Path, int8: bool
+) -> None:
+    model = eos_biased_random_model(toy_tokenizer.vocab_size)
+    translator = Translator(quantize_int8(model) if int8 else model, toy_tokenizer)
+    sources = toy_sources(toy_corpus)[:24]
+    outputs = translator.translate(sources, DecodingConfig(beam_size=4))
+    lengths = sorted(len(toy_tokenizer.encode(out)) for out in outputs)
+    # The bias does its job: outputs end, at lengths that differ (not at the limit, not empty).
+    assert 2 <= lengths[len(lengths) // 2] < 40 and lengths[0] < lengths[-1]
+    assert_batch_independent(translator, sources)
+
+
+def test_int8_is_refused_off_the_cpu(trained_model_dir: Path) -> None:
+    """Reached on a machine without a GPU too: the model sits on the meta device, which is not
+    the CPU either."""
+    model = Translator.load(trained_model_dir).model
+    assert isinstance(model, nn.Module)
+    with pytest.raises(NmtError, match="CPU only"):
+        quantize_int8(model.to("meta"))
