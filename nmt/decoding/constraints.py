@@ -25,9 +25,10 @@ A phrase in progress is abandoned when the hypothesis produces another token (it
 stop counting); a token that begins several missing phrases starts the first of them.
 
 At the length limit beam search ends the k first candidates without an EOS, constraints met or
-not: a sentence whose constraints could not all be met within ``max_len`` tokens still ends,
-with the best hypotheses it has, which lack a term (the Translator warns about it). Hypotheses
-that have met more constraints come first there too. Terms longer than the limit are refused
+not. Where one of them meets every constraint, only those that do end: a hypothesis that never
+met them cannot win on its score alone. A sentence none of whose hypotheses could meet them all
+within ``max_len`` tokens still ends, with the best hypotheses it has, which lack a term (the
+Translator warns about it). Terms longer than the limit are refused
 before search starts (nmt.decoding.glossary).
 
 :class:`ConstrainedSelector` is how beam search uses all this: its ``choose`` and ``reorder``
@@ -124,13 +125,18 @@ def forbid_early_ends(log_probs: Tensor, states: Sequence[ConstraintState], eos:
 
 
 def select(
-    candidates: Tensor, states: Sequence[Sequence[ConstraintState]], num_picks: int
+    candidates: Tensor,
+    states: Sequence[Sequence[ConstraintState]],
+    num_picks: int,
+    last_step: Sequence[bool] | None = None,
 ) -> Selection:
     """The ``num_picks`` candidates per sentence in dynamic beam allocation's order.
 
     ``candidates`` (A, k, V) holds the score of every extension (the beam's log P plus the
     token's, with forbidden tokens at -inf: see :func:`forbid_early_ends`); ``states`` the
     constraint state of each of the A·k hypotheses. Impossible (-inf) candidates come last.
+    Where ``last_step[a]`` (the candidates end at the length limit), sentence a's candidates
+    that meet all its constraints are its only ones, if it has any.
     """
     num_sentences, k, vocab_size = candidates.shape
     flat = candidates.view(num_sentences, -1)
@@ -164,7 +170,8 @@ def select(
             _, beam, token = wanted[wanted_at]
             pool[beam, token] = wanted_scores[wanted_at]
             wanted_at += 1
-        ranked = _allocate(pool, states[sentence])
+        finishing = last_step is not None and last_step[sentence]
+        ranked = _allocate(pool, states[sentence], finishing)
         ranked = ranked[:num_picks]
         missing = num_picks - len(ranked)
         picked_scores.append([c[0] for c in ranked] + [-math.inf] * missing)
@@ -189,16 +196,19 @@ Candidate = tuple[float, int, int, ConstraintState]  # score, beam, token, state
 
 
 def _allocate(
-    pool: dict[tuple[int, int], float], states: Sequence[ConstraintState]
+    pool: dict[tuple[int, int], float], states: Sequence[ConstraintState], finishing: bool
 ) -> list[Candidate]:
     """The finite candidates of one sentence, striped across banks: the best of each bank from
-    the highest down, then the second best of each, and so on."""
+    the highest down, then the second best of each, and so on. ``finishing``: only those that
+    meet every constraint, where there are any."""
     banks: dict[int, list[Candidate]] = {}
     for (beam, token), score in pool.items():
         if math.isinf(score):
             continue
         state = states[beam].advance(token)
         banks.setdefault(state.bank, []).append((score, beam, token, state))
+    if finishing and states[0].num_tokens in banks:
+        banks = {states[0].num_tokens: banks[states[0].num_tokens]}
     ordered: list[tuple[int, int, Candidate]] = []
     for bank in sorted(banks, reverse=True):
         members = sorted(banks[bank], key=lambda c: (-c[0], c[1], c[2]))
@@ -211,11 +221,16 @@ class ConstrainedSelector(Selector):
     """Beam search's selection hook for lexically constrained decoding (the module docstring).
 
     ``phrases`` holds each sentence's constraints (the sentences of the batch beam search is
-    given, in its order; [] for a sentence without any).
+    given, in its order; [] for a sentence without any), ``limits`` their length limits: at a
+    sentence's last step its hypotheses that meet every constraint are the only ones to end,
+    if it has any, so that one that never met them cannot win on its score alone.
     """
 
-    def __init__(self, phrases: Sequence[Sequence[Sequence[int]]], eos: int) -> None:
+    def __init__(
+        self, phrases: Sequence[Sequence[Sequence[int]]], limits: Sequence[int], eos: int
+    ) -> None:
         self.starts = [ConstraintState.start(p) for p in phrases]
+        self.limits = list(limits)
         self.eos = eos
         self.states: list[ConstraintState] | None = None  # (N,) one per open hypothesis
 
@@ -228,7 +243,8 @@ class ConstrainedSelector(Selector):
         forbid_early_ends(log_probs.view(num_active * k, vocab_size), self.states, self.eos)
         candidates = scores[:, :, None] + log_probs  # (A, k, V)
         rows = [self.states[a * k : (a + 1) * k] for a in range(num_active)]
-        picked = select(candidates, rows, 2 * k)
+        last_step = [step + 1 >= self.limits[s] for s in active.tolist()]
+        picked = select(candidates, rows, 2 * k, last_step)
         # The loop ends the EOS among the first k and keeps the k best others: hand it the first
         # k in allocation order and after them only the open ones that complete k open, so that
         # its k best others are exactly allocation's (the rest at -inf).

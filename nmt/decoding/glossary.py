@@ -38,7 +38,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 import torch
 
@@ -166,6 +166,8 @@ class SentenceTerms:
 
     terms: list[TermLike]
     phrases: list[list[int]]
+    limit: int | None = None
+    """The most tokens the sentence's translation may have, once known."""
 
 
 def sentence_terms(
@@ -230,6 +232,7 @@ def glossary_terms(
     src_mask = torch.arange(max(source_lengths, default=0) + 1) < (lengths + 1)[:, None]
     limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, max_len_cap).tolist()
     for number, (found, limit) in enumerate(zip(terms, limits, strict=True)):
+        found.limit = limit
         if found.phrases:
             check_fits(found, limit, first_line + number)
     return terms
@@ -240,7 +243,9 @@ def glossary_selector(terms: Sequence[SentenceTerms], eos: int) -> ConstrainedSe
     has any (plain beam search is faster)."""
     if not any(found.phrases for found in terms):
         return None
-    return ConstrainedSelector([found.phrases for found in terms], eos)
+    limits = [found.limit for found in terms]
+    assert None not in limits, "glossary_terms sets every limit"
+    return ConstrainedSelector([found.phrases for found in terms], cast(list[int], limits), eos)
 
 
 def warn_missing(

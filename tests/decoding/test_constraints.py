@@ -141,3 +141,18 @@ def test_impossible_candidates_come_last_and_sentences_stay_apart() -> None:
     assert picked.tokens[0, :3].tolist() == [4, 1, 2]
     assert picked.tokens[1, :3].tolist() == [1, 2, 4]
     assert picked.scores[:, 3].isneginf().all()  # only three finite extensions each
+
+
+def test_at_the_last_step_only_candidates_that_meet_every_constraint_remain() -> None:
+    start = ConstraintState.start([[5]])
+    states = [start, start.advance(5)]  # beam 1 has met it
+    scores = table([[NEG, -1.0, -2.0, NEG, -3.0, -9.0], [NEG, -4.0, -4.5, NEG, -5.0, -9.9]])
+    last = select(scores, [states], 4, last_step=[True])
+    # Of the candidates (the 4 best, each beam's best, token 5 for beam 0) two meet it.
+    assert last.beams[0, :2].tolist() == [1, 0] and last.tokens[0, :2].tolist() == [1, 5]
+    assert all(s.all_met for s in last.states[0][:2]) and last.scores[0, 2:].isneginf().all()
+    # Where none meets them, they all stay; before the last step, the banks share the beam.
+    two_tokens = ConstraintState.start([[5, 4]])
+    unmet = select(scores, [[two_tokens, two_tokens]], 4, last_step=[True])
+    assert unmet.scores[0].isfinite().all()
+    assert not all(s.all_met for s in select(scores, [states], 4).states[0])
