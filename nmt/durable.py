@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from nmt.errors import NmtError
 
@@ -54,19 +55,45 @@ def publish(tmp: Path, path: Path) -> None:
     fsync_path(path.parent)
 
 
-@contextmanager
-def temporary_file(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` to fill (keeping its suffix, which tools such as
-    matplotlib read the format from); published as ``path`` when the block ends, removed if it
-    fails. The folder must exist."""
+def temporary_name(path: Path) -> Path:
+    """A new empty file beside ``path``, hidden, keeping its suffix (which tools such as
+    matplotlib read the format from). The folder must exist."""
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
-    tmp = Path(name)
+    return Path(name)
+
+
+@contextmanager
+def temporary_file(path: Path, tmp: Path | None = None) -> Iterator[Path]:
+    """A temporary file beside ``path`` to fill (``tmp``, or a new ``temporary_name``);
+    published as ``path`` when the block ends, removed if it fails."""
+    tmp = tmp or temporary_name(path)
     try:
         yield tmp
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def text_file_atomically(path: Path) -> Iterator[TextIO]:
+    """``temporary_file`` opened for text (UTF-8, Unix line ends); a temporary that cannot be
+    made (no such folder, no permission) is one NmtError: "PATH: cannot write (the reason)"."""
+    try:
+        tmp = temporary_name(path)
+    except OSError as exc:
+        raise NmtError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with temporary_file(path, tmp) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
+        yield f
+
+
+@contextmanager
+def staging_dir(beside: Path) -> Iterator[Path]:
+    """A temporary folder beside ``beside`` (on its file system, so that what is written there
+    can be published from it), removed when the block ends, whatever happens."""
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=beside.parent, prefix=f".{beside.name}.") as tmp:
+        yield Path(tmp)
 
 
 def write_file_atomically(path: Path, write: Callable[[Path], None]) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nmt.durable import directory_written_atomically, replace_dir
+from nmt.durable import directory_written_atomically, replace_dir, text_file_atomically
 from nmt.errors import NmtError
 from nmt.training.checkpoint import remove_temporary
 
@@ -90,3 +90,18 @@ def test_a_kill_between_the_two_renames_loses_nothing(tmp_path: Path) -> None:
     replace_dir(folder(tmp_path / "newer", "newer"), out)
     assert (out / "file.txt").read_text(encoding="utf-8") == "newer"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]
+
+
+def test_a_text_file_is_published_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "out.txt"
+    path.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError), text_file_atomically(path) as f:
+        f.write("half")
+        raise RuntimeError("killed")
+    assert path.read_text(encoding="utf-8") == "old"
+    with text_file_atomically(path) as f:
+        f.write("new\n")
+    assert path.read_bytes() == b"new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+    with pytest.raises(NmtError, match=r"missing/out.txt: cannot write \(No such file"):
+        text_file_atomically(tmp_path / "missing" / "out.txt").__enter__()

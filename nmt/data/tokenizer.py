@@ -18,14 +18,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
 
-from nmt.durable import publish
+from nmt.durable import publish, staging_dir
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ class Tokenizer:
     ) -> Tokenizer:
         """Train a joint BPE model on all ``files`` (source and target) and save it atomically."""
         model_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
+        with staging_dir(model_path) as tmp:
             prefix = os.path.join(tmp, "spm")
             try:
                 spm.SentencePieceTrainer.Train(

@@ -220,7 +220,7 @@ def test_a_failed_write_leaves_an_earlier_corpus_as_it_was(
     def fail(*args: object, **kwargs: object) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(recipe.os, "chmod", fail)  # fails after writing, before moving in
+    monkeypatch.setattr(recipe, "publish", fail)  # fails after writing, before moving in
     newer = Split(train=[("New.", "Neu.")], dev=[], test=[])
     with pytest.raises(NmtError):
         write_corpus(out, newer, "# new\n")

@@ -13,12 +13,11 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from nmt.durable import publish
+from nmt.durable import publish, staging_dir
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ def download(packages: Iterable[str], cache_dir: Path) -> None:
     except OSError as exc:
         raise NmtError(f"cannot create the package cache {cache_dir} ({exc.strerror})") from None
     log.info("downloading %s", " ".join(packages))
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+    with staging_dir(cache_dir / "download") as tmp:
         # As root apt-get drops to the _apt user, which cannot write here; it then warns that the
         # download runs "unsandboxed". Running as the calling user from the start says nothing.
         command = ["apt-get", "-q", "-o", "APT::Sandbox::User=root", "download", *packages]

@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ from nmt.data.corpus import (
 from nmt.data.corpus.debian import Deb
 from nmt.data.corpus.report import FetchReport, SourceReport
 from nmt.data.corpus.source import Extracted, Pair, Source, normalise
-from nmt.durable import publish
+from nmt.durable import publish, staging_dir, temporary_dir
 from nmt.errors import NmtError
 
 log = logging.getLogger(__name__)
@@ -183,31 +181,30 @@ def write_corpus(out_dir: Path, split: Split, sources_md: str) -> None:
     """Write ``{train,dev,test}.{en,de}`` and SOURCES.md into ``out_dir``, all or nothing.
 
     Everything is written into a temporary folder beside ``out_dir`` first, then moved in
-    (``os.replace``); a failure before the move leaves ``out_dir`` as it was.
+    (``nmt.durable.publish``); a failure before the move leaves ``out_dir`` as it was.
     """
     check_out_dir(out_dir)
     try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    except OSError as exc:
-        raise NmtError(f"{out_dir}: cannot create a folder there ({exc.strerror})") from None
-    try:
-        for name in SPLITS:
-            pairs: list[Pair] = getattr(split, name)
-            for side, lang in enumerate(("en", "de")):
-                text = "".join(f"{pair[side]}\n" for pair in pairs)
-                (tmp / f"{name}.{lang}").write_text(text, encoding="utf-8")
-        (tmp / "SOURCES.md").write_text(sources_md, encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp's folder is private; the corpus is not
         if not out_dir.exists():
-            publish(tmp, out_dir)
+            with temporary_dir(out_dir) as tmp:
+                _write_files(tmp, split, sources_md)
+                tmp.chmod(0o755)  # mkdtemp's folder is private; the corpus is not
             return
-        for path in sorted(tmp.iterdir()):
-            publish(path, out_dir / path.name)
+        with staging_dir(out_dir) as tmp:
+            _write_files(tmp, split, sources_md)
+            for path in sorted(tmp.iterdir()):
+                publish(path, out_dir / path.name)
     except OSError as exc:
         raise NmtError(f"{out_dir}: cannot write the corpus ({exc})") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_files(folder: Path, split: Split, sources_md: str) -> None:
+    for name in SPLITS:
+        pairs: list[Pair] = getattr(split, name)
+        for side, lang in enumerate(("en", "de")):
+            text = "".join(f"{pair[side]}\n" for pair in pairs)
+            (folder / f"{name}.{lang}").write_text(text, encoding="utf-8")
+    (folder / "SOURCES.md").write_text(sources_md, encoding="utf-8")
 
 
 def fetch_corpus(
