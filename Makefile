@@ -8,7 +8,7 @@ RUN ?= runs/quickstart
 # Minutes of training that `make demo` allows itself on a 2-core CPU.
 DEMO_MINUTES ?= 18
 
-.PHONY: demo test test-slow gpu-check lint venv clean
+.PHONY: demo test test-slow gpu-check lint venv clean course
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,14 @@ MSGFMT := /usr/bin/msgfmt
 $(MSGFMT):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext
 
-test: lint | $(CHROMIUM) $(MSGFMT)
+# The course's site typesets its formulas with Debian's KaTeX, served with the site (no CDN).
+KATEX := /usr/share/javascript/katex/katex.min.js
+$(KATEX):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjs-katex
+
+# The course's six chapters run in a fast mode here (tests/course: ~90 s) and their site is
+# opened page by page in Chromium.
+test: lint | $(CHROMIUM) $(MSGFMT) $(KATEX)
 	$(BIN)/pytest -q
 
 # Tests that need the fetched corpus or minutes of CPU.
@@ -65,6 +72,14 @@ demo: $(VENV)/.installed
 		awk -F'\t' '{ print "  EN:  " $$1 "\n  REF: " $$2 "\n  NMT: " $$3 "\n" }'
 	$(BIN)/nmt evaluate --hyp $(RUN)/test.hyp.de --ref $(DATA)/test.de
 	@echo; echo "The model is in $(RUN)/averaged; try: echo 'Good morning!' | .venv/bin/nmt translate $(RUN)/averaged"
+
+# The course (course/): execute the six chapters and render them into an offline static site,
+# build/course-site/index.html. Full mode trains on the real corpus (fetched first), about 3
+# minutes a chapter on 2 cores; `make course COURSE_FAST=1` runs them in seconds on a toy corpus.
+COURSE_FAST ?=
+course: $(VENV)/.installed | $(KATEX)
+	test -n "$(COURSE_FAST)" || test -f $(DATA)/train.en || $(BIN)/nmt data fetch de-en --dir $(DATA)
+	$(BIN)/python -m course.site $(if $(COURSE_FAST),--fast) --out build/course-site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

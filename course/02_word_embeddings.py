@@ -136,7 +136,7 @@ for word in unseen:
 
 # %%
 vectors = work / "vectors" / "en.skipgram.txt"
-embed_dim = 32 if kit.FAST else 256
+embed_dim = 32 if kit.FAST else 128
 print(
     train_embeddings(
         [data / "train.en"],
@@ -149,7 +149,7 @@ gru = {
     "cell": "gru",
     "attention": "additive",
     "embed_dim": embed_dim,
-    "hidden_size": 48 if kit.FAST else 256,
+    "hidden_size": 48 if kit.FAST else 128,
     "share_embeddings": False,  # the vectors are English: the source embedding only
     "dropout": 0.0 if kit.FAST else 0.2,
 }
@@ -162,7 +162,7 @@ for name, extra in (("random init", {}), ("skip-gram init", {"src_vectors": str(
         gru | extra,
         steps=budget,
         vocab_size=150 if kit.FAST else 8000,  # fast: large enough for whole-word pieces
-        max_tokens=600 if kit.FAST else 2000,
+        max_tokens=600 if kit.FAST else 1500,
         training={"valid_every": max(budget // 3, 1), "valid_max_sentences": 20},
     )
     if extra:  # how much of the vocabulary the file covered
@@ -254,4 +254,4 @@ kit.show(fig)
 print(f"static skip-gram vector of {word!r}: one vector, similarity 1.0 between every pair")
 
 # %% [markdown]
-# Next: [LSTM and GRU](03_lstm_and_gru.py), the gated cells that read these vectors.
+# Next: [LSTM and GRU](03_lstm_and_gru.ipynb), the gated cells that read these vectors.

@@ -145,5 +145,5 @@ for cell in ("rnn", "lstm", "gru"):
     print(f"{cell:>5} {recurrent:>12,} {recurrent / plain:>6.2f} {whole:>12,}")
 
 # %% [markdown]
-# Next: [sequence to sequence](04_sequence_to_sequence.py), where an encoder like this one
+# Next: [sequence to sequence](04_sequence_to_sequence.ipynb), where an encoder like this one
 # hands a sentence to a decoder.

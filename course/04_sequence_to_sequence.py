@@ -102,7 +102,7 @@ reverse = kit.toy_corpus(
 )
 size = {"embed_dim": 32, "hidden_size": 48} if kit.FAST else {"embed_dim": 64, "hidden_size": 128}
 gru = {"arch": "rnn", "cell": "gru", "dropout": 0.0, "share_embeddings": True, **size}
-steps = 20 if kit.FAST else 400
+steps = 20 if kit.FAST else 300
 bottleneck_runs = {
     attention: kit.train_model(
         work / f"gru-{attention}",
@@ -278,5 +278,5 @@ for text, ref, hyp in list(zip(long, short, written, strict=True))[:3]:
     print(f"\n{text[:160]}…\n  reference: {ref}\n  nmt:       {hyp}")
 
 # %% [markdown]
-# Next: [attention](05_attention.py), which looks inside the model that won the bottleneck
+# Next: [attention](05_attention.ipynb), which looks inside the model that won the bottleneck
 # comparison.

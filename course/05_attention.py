@@ -151,4 +151,4 @@ kit.show(fig)
 # carry the alignment while others attend broadly or to the end of the sentence; no single head
 # need be "the" alignment.
 #
-# Next: [the Transformer](06_transformer.py), attention without recurrence.
+# Next: [the Transformer](06_transformer.ipynb), attention without recurrence.

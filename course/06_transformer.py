@@ -15,7 +15,7 @@
 #
 # *Attention Is All You Need* (Vaswani et al., 2017) drops recurrence: every position attends to
 # every other in one step. This chapter takes the model apart with nmt's own
-# `nmt/models/transformer.py` (read it beside the paper; [the paper map](../paper-map.md)
+# `nmt/models/transformer.py` (read it beside the paper; `docs/paper-map.md`
 # lists where each section lives) and measures the choices the paper made.
 
 # %%
