@@ -112,12 +112,11 @@ for name, norms in curves.items():
     )
 
 # %% [markdown]
-# What the numbers say: at nmt's initialisation the plain RNN's gradient falls by orders of
-# magnitude within twenty tokens, the LSTM's and GRU's fall far more slowly, and scaling the
-# RNN's recurrent matrix up turns vanishing into saturation of tanh (the curve flattens low,
-# because $1 - h^2 \to 0$) rather than clean explosion. Exploding gradients show during
-# training, when a step's Jacobian norms exceed one: that is why the recurrent configs clip the
-# gradient norm (`clip_norm: 1.0` in `configs/gru-attention.yaml`), while the Transformer's
-# (`configs/quickstart.yaml`) does not.
+# What the numbers say: at nmt's initialisation every cell's gradient shrinks geometrically with
+# distance, the plain RNN's fastest (orders of magnitude more than the LSTM's and GRU's over
+# twenty tokens: their gates start half open and learn to stay open where it pays). Scaling the
+# RNN's recurrent matrix up makes the gradient *grow* with distance instead: exploding
+# gradients. That is why the recurrent configs clip the gradient norm (`clip_norm: 1.0` in
+# `configs/gru-attention.yaml`), while the Transformer's (`configs/quickstart.yaml`) does not.
 #
 # Next: [word embeddings](02_word_embeddings.ipynb), the vectors $x_t$ these networks read.
