@@ -110,7 +110,7 @@ for a, b, c in analogies:
 # ### FastText's vectors for words never seen
 #
 # Word2Vec has no vector for a word outside its vocabulary; FastText sums the vectors of its
-# character n-grams, so a misspelling or a new compound lands near its relatives.
+# character n-grams, so a misspelling or a new compound should land near its relatives: does it?
 
 # %%
 unseen = (

@@ -146,9 +146,9 @@ for ax in axes.flat[len(panels) :]:
 kit.show(fig)
 
 # %% [markdown]
-# The recurrent models have one attention distribution per output word, and it is the
-# alignment itself. The Transformer has one per layer and head: in its last layer some heads
-# carry the alignment while others attend broadly or to the end of the sentence; no single head
-# need be "the" alignment.
+# The recurrent models have one attention distribution per output word: where they have
+# learned the task, it is the alignment itself. The Transformer has one per layer and head, and
+# nothing makes any single head "the" alignment: compare its heads above, some sharper than
+# others.
 #
 # Next: [the Transformer](06_transformer.ipynb), attention without recurrence.

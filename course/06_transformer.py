@@ -236,8 +236,8 @@ kit.show(fig)
 #
 # The cross-attention of each head of the last decoder layer, for one sentence, from the
 # pre-LN model trained above (`Translator.translate_nbest(..., return_attention=True)`: the
-# weights of the beam search's own steps). Heads specialise: some follow the alignment, some
-# look at the sentence end or at punctuation.
+# weights of the beam search's own steps). Nothing in training asks the heads to differ; see
+# whether they do.
 
 # %%
 loaded = load_model_dir(runs["pre"])
