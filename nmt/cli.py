@@ -93,17 +93,77 @@ def _load_translator(args: argparse.Namespace) -> tuple[Translator, DecodingConf
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
-    from nmt.decoding.files import translate_file
+    from nmt.text.documents import Job, document_format, translate_document
+    from nmt.text.documents.plain import translate_lines
+    from nmt.text.translate import model_languages
 
+    format = document_format(args.input, args.format)
+    if (args.scores or args.alignments) and format not in ("text", "lines"):
+        raise NmtError(
+            "--scores and --alignments read one sentence a line: not with --format " + format
+        )
     translator, options = _load_translator(args)
-    translate_file(
-        translator,
-        input_path=args.input,
-        output_path=args.output,
-        options=options,
-        progress=args.input is not None and not args.quiet,
-        interactive=args.interactive,
+    source_language, target_language = model_languages(args.model_dirs[0])
+    interactive = (
+        args.interactive
+        if args.interactive is not None
+        else (args.input is None and sys.stdin.isatty())
     )
+    job = Job(
+        name=str(args.input or "<stdin>"),
+        options=options,
+        source_language=source_language,
+        target_language=target_language,
+        progress=args.input is not None and not args.quiet,
+    )
+    if format == "lines" and options.nbest > 1:
+        from nmt.decoding.files import translate_file
+
+        translate_file(
+            translator,
+            input_path=args.input,
+            output_path=args.output,
+            options=options,
+            progress=job.progress,
+            interactive=interactive,
+        )
+    elif format in ("text", "lines"):
+        translate_lines(
+            translator,
+            input_path=args.input,
+            output_path=args.output,
+            job=job,
+            split_sentences=format == "text",
+            scores=args.scores,
+            alignments=args.alignments,
+            interactive=interactive,
+        )
+    else:
+        report = translate_document(
+            translator, input_path=args.input, output_path=args.output, format=format, job=job
+        )
+        if not args.quiet:
+            print(report.line(job.name), file=sys.stderr)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import torch
+
+    from nmt.data.parallel import check_same_length, iter_lines
+    from nmt.evaluation.pair_scores import score_pairs
+    from nmt.models.store import load_model_dir
+
+    check_same_length(args.src, args.tgt)
+    loaded = load_model_dir(args.model_dir, device=args.device)
+    pairs = zip(iter_lines(args.src), iter_lines(args.tgt), strict=True)
+    for score in score_pairs(
+        loaded.model,
+        loaded.tokenizer,
+        pairs,
+        max_positions=loaded.config.model.max_positions,
+        device=torch.device(args.device),
+    ):
+        print(score.line(), flush=True)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -413,8 +473,41 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="translate each line as soon as it is read (default: when stdin is a terminal)",
     )
+    translate.add_argument(
+        "--format",
+        choices=["text", "lines", "html", "xml", "po", "srt", "vtt", "markdown"],
+        help="text: each line split into sentences and put back together (default); lines: one "
+        "sentence a line (corpora); html, xml: markup kept; po: gettext catalogues; srt, vtt: "
+        "subtitles; markdown. Default: by -i's extension (.po .pot .html .htm .xml .srt .vtt "
+        ".md), else text (docs/documents.md)",
+    )
+    translate.add_argument(
+        "--scores",
+        action="store_true",
+        help="one sentence a line, followed by ' ||| score ||| ' and each piece's probability "
+        "(the EOS's last)",
+    )
+    translate.add_argument(
+        "--alignments",
+        action="store_true",
+        help="one sentence a line, followed by ' ||| ' and its word alignment in Pharaoh format "
+        "(src-tgt, from the model's cross-attention)",
+    )
     _add_decoding_options(translate)
     translate.set_defaults(func=cmd_translate)
+
+    score = verbs.add_parser(
+        "score",
+        help="how likely a model finds given translations (one line per pair, as it goes)",
+        description="Print, for each pair of --src and --tgt lines, the target's mean "
+        "log-probability per token, its total log-probability and its token count (tab-"
+        "separated; nan for a pair longer than the model takes), to filter a corpus.",
+    )
+    score.add_argument("model_dir", type=Path, metavar="MODEL_DIR")
+    score.add_argument("--src", type=Path, required=True, help="sources, one a line")
+    score.add_argument("--tgt", type=Path, required=True, help="their translations, one a line")
+    score.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    score.set_defaults(func=cmd_score)
 
     evaluate = verbs.add_parser(
         "evaluate",

@@ -64,12 +64,52 @@ def test_translate_empty_input_gives_empty_output(run_dir: Path) -> None:
     assert result.returncode == 0 and result.stdout == ""
 
 
-def test_translate_over_long_line_is_truncated_with_a_warning(run_dir: Path) -> None:
+def test_translate_over_long_line_is_truncated_with_a_warning_one_sentence_a_line(
+    run_dir: Path,
+) -> None:
     long_line = " ".join(["the big red house"] * 400)  # far past max_positions
-    result = nmt("translate", str(run_dir), "--beam-size", "2", stdin=f"a cat\n{long_line}\n")
+    args = ("translate", str(run_dir), "--beam-size", "2", "--format", "lines")
+    result = nmt(*args, stdin=f"a cat\n{long_line}\n")
     assert result.returncode == 0, result.stderr
     assert "line 2" in result.stderr
     assert len(result.stdout.splitlines()) == 2
+
+
+def test_translate_over_long_paragraph_is_cut_not_truncated(run_dir: Path) -> None:
+    long_line = ", ".join(["the big red house"] * 100) + "."
+    result = nmt("translate", str(run_dir), "--beam-size", "1", stdin=f"a cat\n{long_line}\n")
+    assert result.returncode == 0, result.stderr
+    assert "translating the first" not in result.stderr  # no truncation
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_translate_alignments_and_scores(run_dir: Path) -> None:
+    result = nmt(
+        "translate", str(run_dir), "--scores", "--alignments", stdin="the cat sees a dog\n"
+    )
+    assert result.returncode == 0, result.stderr
+    text, score, probabilities, alignment = result.stdout.rstrip("\n").split(" ||| ")
+    assert float(score) < 0
+    probs = [float(p) for p in probabilities.split()]
+    assert all(0 < p <= 1 for p in probs)
+    assert len(probs) == len(text.split()) + 1 or len(probs) > len(text.split())  # pieces + EOS
+    pairs = [tuple(map(int, pair.split("-"))) for pair in alignment.split()]
+    assert {t for _, t in pairs} == set(range(len(text.split())))  # every target word aligned
+    assert all(0 <= s < 5 for s, _ in pairs)
+
+
+def test_score_streams_one_line_per_pair(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "src").write_text("the cat sees a dog\nthe big house\n")
+    (tmp_path / "tgt").write_text("das katze sieht ein hund\nhund baum rot rot rot\n")
+    result = nmt(
+        "score", str(run_dir), "--src", str(tmp_path / "src"), "--tgt", str(tmp_path / "tgt")
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(rows) == 2
+    # The right translation is far likelier than a wrong one.
+    assert float(rows[0][0]) > float(rows[1][0])
+    assert float(rows[0][1]) < 0 and int(rows[0][2]) > 0
 
 
 def test_dry_run_prints_the_parameter_count(toy_corpus: Path, tmp_path: Path) -> None:
