@@ -153,7 +153,7 @@ gru = {
     "share_embeddings": False,  # the vectors are English: the source embedding only
     "dropout": 0.0 if kit.FAST else 0.2,
 }
-budget = 15 if kit.FAST else 300
+budget = 15 if kit.FAST else 200
 ppl = {}
 for name, extra in (("random init", {}), ("skip-gram init", {"src_vectors": str(vectors)})):
     model_dir = kit.train_model(
@@ -209,7 +209,7 @@ transformer_dir = kit.train_model(
         "dropout": 0.0 if kit.FAST else 0.1,
         "norm": "pre",
     },
-    steps=15 if kit.FAST else 300,
+    steps=15 if kit.FAST else 200,
     vocab_size=60 if kit.FAST else 8000,
     max_tokens=600 if kit.FAST else 2000,
 )
