@@ -7,11 +7,19 @@ and in the resolved config stored in every run directory.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nmt.errors import NmtError
 
@@ -220,6 +228,21 @@ class TrainingConfig(Strict):
         return self
 
 
+class GlossaryTerm(Strict):
+    """A glossary entry: where ``source`` occurs in a sentence, its translation must contain
+    ``target`` (nmt.decoding.glossary says how sources are matched)."""
+
+    source: str
+    target: str
+
+    @field_validator("source", "target")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("empty" if not text else "only whitespace")
+        return text
+
+
 class DecodingConfig(Strict):
     """How to translate: the one options object of search.
 
@@ -261,6 +284,23 @@ class DecodingConfig(Strict):
     """Sampling in the nucleus: the fewest most probable tokens whose mass reaches top_p."""
     seed: int | None = None
     """Sampling seed (the same seed, the same draws); None: a fresh draw every time."""
+    prefix: str | None = None
+    """Target prefix: every output starts with this text, then search goes on (CTranslate2's
+    ``target_prefix``). Its tokens count toward the length limit."""
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    """Never write an n-gram of this size twice in one output; 0: no such guard (CTranslate2's
+    option of the same name)."""
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    """CTRL's penalty on tokens already written: their scores are divided by it when positive,
+    multiplied when negative, then renormalised; above 1 discourages repeats; 1: none
+    (CTranslate2's option of the same name; nmt applies it to log-probabilities)."""
+    min_len_a: float = Field(0.0, ge=0.0)
+    min_len_b: int = Field(0, ge=0)
+    """Minimum output length a · |X| + b tokens (EOS forbidden before; the prefix counts),
+    beside the maximum max_len_a · |X| + max_len_b (CTranslate2: min_decoding_length)."""
+    glossary: list[GlossaryTerm] | None = None
+    """Terms the translations must contain: lexically constrained beam search with dynamic beam
+    allocation (nmt.decoding.constraints); CLI ``--glossary terms.tsv``; None: none."""
 
     @model_validator(mode="after")
     def _options_fit_together(self) -> DecodingConfig:
@@ -269,15 +309,54 @@ class DecodingConfig(Strict):
         if not self.sampling and self.nbest > self.beam_size:
             raise ValueError(f"nbest ({self.nbest}) must be at most beam_size ({self.beam_size})")
         if self.patience is not None and self.stopping != "early":
-            raise ValueError("patience applies to stopping 'early' only")
+            raise ValueError(
+                "patience applies to stopping 'early' only (unset it: --patience none, "
+                '"patience": null)'
+            )
+        if self.prefix is not None and not self.prefix.strip():
+            raise ValueError("prefix: empty; give text, or leave the option out")
+        if self.glossary and self.sampling:
+            raise ValueError("glossary: needs beam search (a drawn token cannot be constrained)")
         return self
 
+    def merged(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The one rule by which options change (command line, server request, Python),
+        unvalidated: each named option takes its value, except that None leaves it as it is
+        (a flag not given) and UNSET takes its value away (``--top-k none``, a request's
+        ``"top_k": null``): a model's patience, seed, top_k or top_p can be unset."""
+        values = self.model_dump()
+        for name, value in changes.items():
+            if value is UNSET:
+                values[name] = None
+            elif value is not None:
+                values[name] = value
+        return values
+
     def updated(self, **changes: Any) -> DecodingConfig:
-        """These options with ``changes`` applied (None values left out), validated together:
+        """These options with ``changes`` applied by :meth:`merged`'s rule, validated together:
         a bad value is an NmtError naming the field."""
-        given = {name: value for name, value in changes.items() if value is not None}
-        tree = {"decoding": {**self.model_dump(), **given}}
+        tree = {"decoding": self.merged(changes)}
         return config_from_dict(tree, source="decoding options").decoding
+
+
+class _Unset:
+    """The value that takes an option's value away (see DecodingConfig.merged)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def optional(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A command-line type: ``kind``'s values, or ``none`` for UNSET (take the value away)."""
+
+    def parse(text: str) -> Any:
+        return UNSET if text.strip().lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
 
 
 class Config(Strict):

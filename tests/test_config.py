@@ -94,3 +94,44 @@ def test_arch_selects_the_model_config(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "model:\n  arch: rnn\n  cell: gru\n"))
     assert isinstance(config.model, RNNConfig)
     assert config.model.cell == "gru"
+
+
+# -- one merge rule for decoding options (issue 23) ------------------------------------------
+
+
+def test_none_keeps_an_option_and_unset_takes_its_value_away() -> None:
+    from nmt.config import UNSET, DecodingConfig, optional
+
+    model = DecodingConfig(patience=1.0, top_k=5, seed=3, top_p=0.9)
+    assert model.updated(patience=None, beam_size=6) == model.model_copy(update={"beam_size": 6})
+    cleared = model.updated(patience=UNSET, top_k=UNSET, seed=UNSET, top_p=UNSET)
+    assert (cleared.patience, cleared.top_k, cleared.seed, cleared.top_p) == (None,) * 4
+    # Before, `--stopping exact` could not be used on a model that sets patience.
+    assert model.updated(stopping="exact", patience=UNSET).stopping == "exact"
+    with pytest.raises(NmtError, match="patience"):
+        model.updated(stopping="exact")
+    with pytest.raises(NmtError, match="beam_size"):
+        model.updated(beam_size=UNSET)  # a required option cannot be taken away
+    assert optional(float)("none") is UNSET and optional(float)("2.5") == 2.5
+
+
+def test_the_server_merges_as_the_command_line_does() -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    from nmt.config import UNSET, DecodingConfig
+    from nmt.serve.app import merged_options
+
+    model = DecodingConfig(patience=1.0, top_k=5)
+    given = {"stopping": "exact", "patience": None, "beam_size": 6}
+    expected = model.updated(stopping="exact", patience=UNSET, beam_size=6)
+    assert merged_options(model, given) == expected
+    assert merged_options(model, {"beam_size": 6}).patience == 1.0  # left out: kept
+    with pytest.raises(RequestValidationError):
+        merged_options(model, {"stopping": "exact"})
+
+
+def test_a_blank_prefix_is_refused_naming_the_option() -> None:
+    from nmt.config import DecodingConfig
+
+    with pytest.raises(NmtError, match="prefix"):
+        DecodingConfig().updated(prefix="   ")

@@ -1,31 +1,40 @@
 """The engines that can translate an nmt model: nmt's own search, or CTranslate2's.
 
-``load_translator`` gives either behind the same methods (``translate``, ``translate_nbest``
-returning nmt.decoding.translator.Translation), so the CLI and the server need not know which.
-The CTranslate2 engine converts an nmt model directory on first use (nmt.interop.ctranslate2)
-into a cache inside it, ``MODEL_DIR/.ct2-<fingerprint>`` (or the user's cache folder when the
-model's is read-only), keyed by the weights, config, tokenizer and converter: a changed model
-converts again.
+``Translator.load(path, engine=...)`` gives either behind the same methods (``translate``,
+``translate_nbest`` returning nmt.decoding.translator.Translation), so the CLI and the server
+need not know which. The CTranslate2 engine converts an nmt model directory on first use
+(nmt.interop.ctranslate2) into a cache inside it, ``MODEL_DIR/.ct2-<fingerprint>`` (or the
+user's cache folder when the model's is read-only), keyed by the weights, config, tokenizer and
+converter: a changed model converts again. The way in resolves the model directory and
+fingerprints it once.
 
 How nmt's decoding options map onto CTranslate2's (nmt.config.DecodingConfig):
 
-- beam_size, nbest (num_hypotheses), patience, allow_empty (min_decoding_length 0 or 1),
-  sampling with temperature / top_k / top_p / seed: the same meaning.
-- the length limit a·|X| + b (capped by the model's positions) is per sentence in nmt and per
-  call in CTranslate2: sentences of a batch are sent in groups of equal limit.
+- beam_size, nbest (num_hypotheses), patience, sampling with temperature / top_k / top_p /
+  seed, prefix (target_prefix), no_repeat_ngram_size, repetition_penalty: the same meaning.
+- the length limits a·|X| + b (the maximum capped by the model's positions; the minimum at
+  least 1 unless allow_empty) are per sentence in nmt and per call in CTranslate2
+  (max_decoding_length, min_decoding_length): sentences of a batch are sent in groups of equal
+  limits. An output that reaches the maximum stops there without an EOS in both.
 - the length penalty: CTranslate2 divides log P by |Y|^α, nmt by GNMT's ((5 + |Y|) / 6)^α
-  (|Y| counts the EOS in both). At α = 0 both rank by log P; otherwise the two searches may
-  pick different outputs. Scores are reported as nmt's: log P / ((5 + |Y|) / 6)^α.
+  (|Y| counts the EOS in both, if there is one). At α = 0 both rank by log P; otherwise the two
+  searches may pick different outputs. Scores are reported as nmt's: log P / ((5 + |Y|) / 6)^α.
 - stopping: at α = 0 CTranslate2 stops a sentence when its most probable candidate has ended,
   nmt's ``early`` rule with patience None; with α > 0 it waits for round(patience · k) ended
   hypotheses. nmt's ``exact`` bound has no CTranslate2 counterpart (a warning says so).
 - PAD and BOS: nmt's search never produces them; CTranslate2 could (a trained model gives them
   next to no probability). Banning them there (``suppress_sequences``) would renormalise its
   log-probabilities over the other tokens at every step, and so change its rankings and scores.
-  Forbidding an empty output (``allow_empty`` false, CTranslate2's min_decoding_length 1)
-  renormalises the first step only, which shifts every hypothesis of a sentence alike.
+  The guards and the minimum length renormalise in both engines (nmt.decoding.search).
+- repetition_penalty: CTranslate2 applies it to logits, nmt to log-probabilities (its models
+  hand search no logits; an ensemble has none), so the two may differ where it is set.
+- glossary: nmt only (lexically constrained search, nmt.decoding.constraints); CTranslate2 has
+  none, and a glossary given to it is refused with one line rather than silently ignored.
+- per-token log-probabilities: CTranslate2's ``return_logits_vocab`` (the step's scores, its
+  penalties applied), gathered at the chosen tokens; alignments: its ``return_attention``.
 
-So nmt and CTranslate2 (float32) give identical outputs with α = 0 and stopping ``early``
+So nmt and CTranslate2 (float32) give identical outputs with α = 0 and stopping ``early``,
+length limit, prefix, no_repeat_ngram_size and minimum length included
 (tests/interop/test_ctranslate2.py checks it on a trained model).
 """
 
@@ -36,6 +45,7 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,9 +53,16 @@ import torch
 from torch import nn
 
 from nmt.config import DecodingConfig
-from nmt.data.tokenizer import Tokenizer
-from nmt.decoding.search import Hypothesis, length_penalty, max_lengths
-from nmt.decoding.translator import CallTranslations, Translation, TranslationDone, Translator
+from nmt.data.tokenizer import EOS_ID, Tokenizer
+from nmt.decoding.alignment import piece_alignment
+from nmt.decoding.search import Hypothesis, length_penalty, max_lengths, min_lengths
+from nmt.decoding.translator import (
+    CallTranslations,
+    Observe,
+    Translation,
+    TranslationDone,
+    Translator,
+)
 from nmt.device import check_device
 from nmt.errors import NmtError
 from nmt.interop.ctranslate2 import (
@@ -63,7 +80,7 @@ ENGINES = ("nmt", "ctranslate2")
 CACHE_PREFIX = ".ct2-"
 
 
-def load_translator(
+def load_engine(
     model_dirs: Sequence[Path],
     *,
     engine: str = "nmt",
@@ -72,27 +89,25 @@ def load_translator(
     threads: int | None = None,
     parallel: int = 1,
 ) -> Translator:
-    """A translator for one model directory, or for the ensemble of several (nmt engine only):
-    nmt's own (``int8``: its linear layers quantized, nmt.models.quantize) or CTranslate2's
-    (``int8``: int8 weights and matmuls). ``threads``: CPU threads for the search (None: the
-    engine's default; for nmt, PyTorch's process-wide setting). ``parallel``: how many calls
-    may run at once from different threads (CTranslate2 keeps a replica for each; nmt's model
-    is shared, read-only)."""
+    """What Translator.load does (see there): the chosen engine for model directories."""
     if not model_dirs:
         raise NmtError("no model directory given")
     if threads is not None and threads < 1:
         raise NmtError(f"threads: must be at least 1, not {threads}")
-    if engine == "ctranslate2":
-        return CTranslate2Translator.load(
-            model_dirs, int8=int8, device=device, threads=threads, replicas=parallel
-        )
-    if engine != "nmt":
+    if engine not in ENGINES:
         raise NmtError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
+    if engine == "ctranslate2":
+        if len(resolved) != 1:
+            raise NmtError("--engine ctranslate2 takes one model; ensembles: --engine nmt")
+        return CTranslate2Translator.from_model_dir(
+            resolved[0], int8=int8, device=device, threads=threads, replicas=parallel
+        )
     if threads is not None:
         torch.set_num_threads(threads)
     if int8 and check_device(device).type != "cpu":
         raise NmtError("--int8 runs on the CPU only (PyTorch's dynamic quantization)")
-    translator = Translator.load(model_dirs, device=device)
+    translator = Translator.from_loaded(resolved, device=device)
     if int8:
         from nmt.models.quantize import quantize_int8
 
@@ -100,6 +115,11 @@ def load_translator(
         model = quantize_int8(cast(nn.Module, translator.model))
         translator.model = cast(Seq2SeqModel, model)
     return translator
+
+
+def load_translator(model_dirs: Sequence[Path], **engine: Any) -> Translator:
+    """Translator.load under its former name, for callers not yet moved to it."""
+    return Translator.load(model_dirs, **engine)
 
 
 # -- the CTranslate2 model cache ------------------------------------------------------------------
@@ -111,9 +131,9 @@ def _user_cache_root() -> Path:
 
 
 def converted_model(model_dir: Path) -> Path:
-    """The CTranslate2 conversion (float32) of ``model_dir``, made now if not cached there (or,
-    for a read-only model directory, in the user's cache folder)."""
-    model_dir = resolve_model_dir(model_dir)
+    """The CTranslate2 conversion (float32) of ``model_dir`` (a model directory itself, see
+    resolve_model_dir), made now if not cached there (or, for a read-only model directory, in
+    the user's cache folder)."""
     name = CACHE_PREFIX + model_fingerprint(model_dir)
     root = model_dir if os.access(model_dir, os.W_OK) else _user_cache_root()
     cached = root / name
@@ -146,6 +166,7 @@ class CTranslate2Translator(Translator):
         tokenizer: Tokenizer,
         *,
         max_positions: int | None,
+        eos_id: int = EOS_ID,
         default_options: DecodingConfig | None = None,
         device: str = "cpu",
         compute_type: str = "default",
@@ -160,6 +181,7 @@ class CTranslate2Translator(Translator):
         self.max_positions = max_positions
         self.default_options = default_options or DecodingConfig()
         self._piece_ids = {piece: i for i, piece in enumerate(tokenizer.pieces())}
+        self._eos_id = eos_id
         self._seeded = threading.Lock()  # seeded sampling calls, one at a time
         try:
             self.engine = ctranslate2.Translator(
@@ -175,31 +197,26 @@ class CTranslate2Translator(Translator):
             raise NmtError(f"{ct2_dir}: CTranslate2 cannot load it ({exc})") from None
 
     @classmethod
-    def load(
+    def from_model_dir(
         cls,
-        model_dir: Path | Sequence[Path],
+        model_dir: Path,
         *,
         device: str = "cpu",
         int8: bool = False,
         threads: int | None = None,
         replicas: int = 1,
     ) -> CTranslate2Translator:
-        """The CTranslate2 engine for an nmt model directory, converted (and cached) first."""
+        """The engine for a (resolved) nmt model directory, converted (and cached) first."""
         from nmt.config import load_config
         from nmt.data.tokenizer import load_tokenizer
 
-        if not isinstance(model_dir, str | Path):  # a list, as Translator.load takes for ensembles
-            if len(model_dir) != 1:
-                raise NmtError("--engine ctranslate2 takes one model; ensembles: --engine nmt")
-            model_dir = model_dir[0]
-        model_dir = resolve_model_dir(Path(model_dir))
         ct2_dir = converted_model(model_dir)
         config = load_config(model_dir / CONFIG_FILE)
-        tokenizer = load_tokenizer(model_dir)
         return cls(
             ct2_dir,
-            tokenizer,
+            load_tokenizer(model_dir),
             max_positions=config.model.max_positions,
+            eos_id=EOS_ID if config.model.eos_id is None else config.model.eos_id,
             default_options=config.decoding,
             device=device,
             compute_type="int8" if int8 else "float32",
@@ -215,40 +232,54 @@ class CTranslate2Translator(Translator):
         options: DecodingConfig | None = None,
         *,
         return_attention: bool = False,
+        return_alignment: bool = False,
+        return_scores: bool = False,
+        prefixes: Sequence[str | None] | None = None,
         first_line: int = 1,
         on_done: TranslationDone | None = None,
+        observer: Observe | None = None,
     ) -> list[list[Translation]]:
-        """Up to ``options.nbest`` translations per sentence, best first (attention: None).
-        ``on_done`` as the Translator's, though called as each engine call (one length limit
-        of a token-budget batch) returns: CTranslate2 hands a batch's results back together."""
+        """Up to ``options.nbest`` translations per sentence, best first (attention: None;
+        alignments from CTranslate2's attention; ``return_scores``: token log-probabilities,
+        by scoring the outputs once more). ``on_done`` as the Translator's, though
+        called as each engine call (one length limit of a token-budget batch) returns:
+        CTranslate2 hands a batch's results back together. There is no beam trace."""
         options = options if options is not None else self.default_options
+        if observer is not None:
+            raise NmtError("the beam search trace needs --engine nmt (CTranslate2 shows none)")
+        if options.glossary:
+            raise NmtError("a glossary needs --engine nmt: CTranslate2 has no constrained search")
         if options.stopping == "exact":
             log.warning("CTranslate2 has no 'exact' stopping rule; it stops by its own")
+        call = _Call(options, prefixes, first_line, on_done, return_alignment, return_scores)
         if options.sampling and options.seed is not None:
             # The seed is the process's: no other call may draw until this one is done.
             with self._seeded:
                 import_ctranslate2().set_random_seed(options.seed)
-                return self._translate_nbest(sentences, options, first_line, on_done)
-        return self._translate_nbest(sentences, options, first_line, on_done)
+                return self._translate_nbest(sentences, call)
+        return self._translate_nbest(sentences, call)
 
-    def _translate_nbest(
-        self,
-        sentences: Sequence[str],
-        options: DecodingConfig,
-        first_line: int,
-        on_done: TranslationDone | None,
-    ) -> list[list[Translation]]:
-        sources = self._encode(sentences, first_line)
-        results = CallTranslations(sources, self._translations, on_done)
+    def _translate_nbest(self, sentences: Sequence[str], call: _Call) -> list[list[Translation]]:
+        options = call.options
+        sources = self._encode(sentences, call.first_line)
+        prefix_ids = self._prefixes(sources, options, call.prefixes, call.first_line)
+        results = CallTranslations(
+            sources, self._translations, call.on_done, alignment=call.alignment
+        )
         for batch in self._batches(sources, options.max_tokens):
             lengths = torch.tensor([len(sources[i].ids) + 1 for i in batch])  # + EOS
             src_mask = torch.arange(int(lengths.max())) < lengths[:, None]
-            limits = max_lengths(
-                src_mask, options.max_len_a, options.max_len_b, self._max_len_cap
-            ).tolist()
-            for limit in sorted(set(limits)):
-                group = [i for i, n in zip(batch, limits, strict=True) if n == limit]
-                found = self._search([sources[i].ids for i in group], limit, options)
+            limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, self._max_len_cap)
+            minimums = min_lengths(src_mask, options, limits)
+            bounds = list(zip(minimums.tolist(), limits.tolist(), strict=True))
+            for bound in sorted(set(bounds)):
+                group = [i for i, b in zip(batch, bounds, strict=True) if b == bound]
+                found = self._search(
+                    [sources[i].ids for i in group],
+                    [prefix_ids[i] for i in group],
+                    bound,
+                    call,
+                )
                 results.add(group, found)
         return results.all()
 
@@ -266,18 +297,29 @@ class CTranslate2Translator(Translator):
         return [[self._pieces[i] for i in row] for row in rows]
 
     def _search(
-        self, rows: list[list[int]], limit: int, options: DecodingConfig
+        self,
+        rows: list[list[int]],
+        prefixes: list[list[int]],
+        bounds: tuple[int, int],
+        call: _Call,
     ) -> list[list[Hypothesis]]:
-        """Hypotheses per source (ids without EOS) whose outputs may hold ``limit`` tokens."""
+        """Hypotheses per source (ids without EOS) whose outputs hold between ``bounds``
+        tokens (minimum, maximum), starting with their ``prefixes``."""
+        minimum, limit = bounds
         if limit == 0:  # CTranslate2 takes no zero limit; nmt's search gives the empty output
             return [[Hypothesis([], 0.0, 0.0)] for _ in rows]
+        options = call.options
         alpha = options.length_penalty
         kwargs: dict[str, Any] = {
             "max_input_length": 0,  # the Translator has truncated already
             "max_decoding_length": limit,
-            "min_decoding_length": 0 if options.allow_empty else 1,
+            "min_decoding_length": minimum,
             "length_penalty": alpha,
+            "no_repeat_ngram_size": options.no_repeat_ngram_size,
+            "repetition_penalty": options.repetition_penalty,
             "return_scores": True,
+            "return_end_token": True,  # tells an ended output from one stopped at the limit
+            "return_attention": call.alignment,
         }
         if options.sampling:
             kwargs |= {
@@ -292,16 +334,60 @@ class CTranslate2Translator(Translator):
                 "num_hypotheses": options.nbest,
                 "patience": options.patience or 1.0,
             }
-        results = self.engine.translate_batch(self._pieces_of(rows), **kwargs)
+        target_prefix = [self._pieces_of([p])[0] if p else None for p in prefixes]
+        results = self.engine.translate_batch(
+            self._pieces_of(rows),
+            target_prefix if any(prefixes) else None,
+            **kwargs,
+        )
+        eos = self._pieces[self._eos_id]
         found = []
-        for result in results:
+        for row, result in zip(rows, results, strict=True):
             hyps = []
-            for pieces, score in zip(result.hypotheses, result.scores, strict=True):
-                tokens = [self._piece_ids[p] for p in pieces]
-                # CTranslate2's score is log P / |Y|^α (|Y| with EOS); report nmt's.
-                log_prob = score * (len(tokens) + 1) ** alpha
-                hyps.append(
-                    Hypothesis(tokens, log_prob / length_penalty(len(tokens) + 1, alpha), log_prob)
-                )
+            attention = result.attention if call.alignment else [None] * len(result.hypotheses)
+            for pieces, score, weights in zip(
+                result.hypotheses, result.scores, attention, strict=True
+            ):
+                ended = bool(pieces) and pieces[-1] == eos
+                ids = [self._piece_ids[p] for p in pieces]  # EOS last if it ended
+                tokens = ids[:-1] if ended else ids
+                # CTranslate2's score is log P / |Y|^α (|Y| with EOS if any); nmt's below.
+                log_prob = score * len(ids) ** alpha
+                alignment = None
+                if weights is not None:
+                    alignment = piece_alignment(torch.tensor(weights), len(row), len(tokens))
+                hyps.append(Hypothesis(tokens, 0.0, log_prob, ended=ended, alignment=alignment))
             found.append(hyps)
+        if call.scores or any(prefixes):
+            self._add_model_scores(rows, prefixes, found)
+        for hyps in found:
+            for h in hyps:
+                h.score = h.log_prob / length_penalty(len(h.tokens) + h.ended, alpha)
         return found
+
+    def _add_model_scores(
+        self, rows: list[list[int]], prefixes: list[list[int]], found: list[list[Hypothesis]]
+    ) -> None:
+        """Each hypothesis's token log-probabilities, teacher-forced (``score_batch``; the
+        model's own, as nmt's search reports them); and since CTranslate2's score leaves a
+        target prefix out, its log P added to the hypothesis's (nmt's scores count it)."""
+        pairs = [(row, h) for row, hyps in zip(rows, found, strict=True) for h in hyps]
+        scored = self.score([row for row, _ in pairs], [h.tokens for _, h in pairs])
+        by_row = {id(h): s for (_, h), s in zip(pairs, scored, strict=True)}
+        for prefix, hyps in zip(prefixes, found, strict=True):
+            for h in hyps:
+                token_log_probs = by_row[id(h)]  # the tokens', then the EOS's
+                h.token_log_probs = token_log_probs if h.ended else token_log_probs[:-1]
+                h.log_prob += sum(token_log_probs[: len(prefix)])
+
+
+@dataclass
+class _Call:
+    """What one translate_nbest call asked for, beside its sentences."""
+
+    options: DecodingConfig
+    prefixes: Sequence[str | None] | None
+    first_line: int
+    on_done: TranslationDone | None
+    alignment: bool
+    scores: bool

@@ -1,37 +1,60 @@
-"""Search over the model contract: greedy, beam (the paper, section 4) and sampling.
+"""Search over the model contract: one beam search loop, of which greedy search is the beam of
+one and sampling a beam of one whose token is drawn (the paper, section 4).
 
 Every function here drives a model only through ``encode``, ``decode_step`` and the state's
 ``select`` and ``attention`` (nmt.models.interface), knows only token ids (text lives in the
 Translator) and takes its settings from one options object, nmt.config.DecodingConfig.
-Conventions shared by all three searches:
+Conventions:
 
 - ``src`` (B, S) is a batch as nmt.data.batching builds it: ids, then the EOS appended, then PAD.
   |X|, the source length, counts tokens *without* that EOS: ``src_mask.sum(1) - 1``.
-- An output holds at most ``max_len = floor(a·|X| + b)`` tokens (EOS not counted), lowered to
-  ``max_len_cap`` if given. A hypothesis that reaches ``max_len`` tokens must end there: every
-  token but EOS is masked, so every finished hypothesis's log P includes exactly one EOS.
-- |Y| in the length penalty counts that EOS: ``len(tokens) + 1`` (as tensor2tensor, the code
-  behind the paper's numbers).
-- PAD and BOS are never produced. Unless ``allow_empty``, neither is EOS as the first token:
-  an empty line is never a translation of a sentence, yet it is what a weak or unsure model
-  finds most probable (CTranslate2 forbids it by default for the same reason). A length limit
-  of 0 still gives the empty output it demands.
+- An output holds at most ``max_len = floor(a·|X| + b)`` tokens, lowered to ``max_len_cap`` if
+  given. A hypothesis that reaches ``max_len`` tokens ends there *without* an EOS: its log P is
+  that of its tokens, and |Y| = max_len. This is CTranslate2's ``max_decoding_length`` and, at
+  α = 0, transformers' forced EOS (which costs nothing); so all engines agree at the limit.
+- |Y| in the length penalty counts the EOS of an output that has one: it is the number of steps
+  taken (as tensor2tensor, the code behind the paper's numbers).
+- What the model's distribution goes through at each step, in CTranslate2's order: the
+  repetition penalty, the n-gram ban and the minimum length (EOS forbidden below it) change it
+  and it is renormalised (log_softmax), as CTranslate2's logits processors do (except for the
+  minimum length's ban at the first step, which would shift all of a sentence's candidates
+  alike, so that by default scores are the model's own log-probabilities); then PAD and BOS
+  are banned without renormalising (CTranslate2 never bans them; a trained model gives them next
+  to no probability); then a target prefix forces its tokens. Scores are log-probabilities of
+  that distribution. Unless ``allow_empty``, the minimum length is at least 1: an empty line is
+  never a translation of a sentence, yet it is what a weak or unsure model finds most probable.
+  A length limit of 0 still gives the empty output it demands.
 - The special ids are the model's own (``model.pad_id``, ``bos_id``, ``eos_id``).
 - With ``record_attention`` each hypothesis carries the cross-attention weights the model
   computed while decoding it, read from the decoder state of the step that ended it.
-- ``on_finished(sentence, hypotheses)``, if given, is called once per sentence as soon as its
+- ``on_done(sentence, hypotheses)``, if given, is called once per sentence as soon as its
   search has ended, with what the search will return for it: a server can answer a request
   while the batch's longer sentences are still being searched.
+- ``observer(step)``, if given, receives a BeamStep per searching sentence per step: the
+  candidates kept, ended and pruned with their parent beams (nmt.decoding.trace records them
+  for drawing the search as a tree). Unused, it costs nothing.
 
-Shapes: B sentences, k beams, A sentences still searching, N rows (A·k in beam search),
-V vocabulary, T output tokens + EOS, L layers, H heads.
+Hooks for steering the search (lexically constrained decoding, Post & Vilar 2018, plugs in
+here without copying the loop): a ``Selector`` chooses the candidates of each step. Its
+``choose(step, active, scores, log_probs)`` gets the (A, k) log P of the open beams and the
+step's (A, k, V) log-probabilities and returns the (A, m ≥ k) best candidates, best first, as
+their log P and their index into k·V (beam · V + token); the loop turns the EOS among the first
+k into finished hypotheses and keeps the k best others open. A selector may set
+log-probabilities to -inf first (no EOS before a hypothesis has met its constraints) or pick
+other than the top m (dynamic beam allocation: banks of candidates by constraints met). Its
+``reorder(rows, tokens)`` is called after each step with the rows (of the step's layout) the
+new open beams come from and the token each appended: per-hypothesis side state (constraints
+met so far) follows the beams there, as the decoder state follows them through ``select``.
+
+Shapes: B sentences, k beams, A sentences still searching, N rows (A·k), V vocabulary,
+m candidates a step (2k), L layers, H heads.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -63,11 +86,40 @@ class Hypothesis:
 
     tokens: list[int]
     score: float
-    log_prob: float  # log P(tokens + EOS | source)
+    log_prob: float  # log P(tokens, and the EOS if it has one | source)
     attention: Tensor | None = None  # (L, H, T, S) float32 on the CPU; S: the source's columns
+    token_log_probs: list[float] = field(default_factory=list)
+    """The model's log P of each token, then of the EOS if it has one (len(tokens) + ended
+    values), as the model gave it: before the guards renormalised (without guards they sum to
+    ``log_prob``)."""
+    ended: bool = True
+    """It ended with EOS; False: it stopped at the length limit."""
+    alignment: list[tuple[int, int]] | None = None
+    """(source piece, target piece) pairs, from an engine that aligns by itself (CTranslate2)."""
 
 
-Finished = Callable[[int, list[Hypothesis]], None]  # (sentence in the batch, its hypotheses)
+# Called with a sentence's index in the batch and its hypotheses, as soon as they are final.
+SentenceDone = Callable[[int, list[Hypothesis]], None]
+
+
+@dataclass
+class BeamStep:
+    """One step of one sentence's search, for drawing it (nmt.decoding.trace).
+
+    Each candidate is ``(parent, token, log_prob)``: the index of the open beam it extends (in
+    the previous step's ``kept`` order; 0 at step 0), the token it appends, and its log P.
+    ``kept`` are the new open beams in their order, ``ended`` the hypotheses finished this step
+    (by EOS, or at the length limit), ``pruned`` the other candidates of the m best.
+    """
+
+    step: int
+    sentence: int
+    kept: list[tuple[int, int, float]]
+    ended: list[tuple[int, int, float]]
+    pruned: list[tuple[int, int, float]]
+
+
+Observer = Callable[[BeamStep], None]
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -75,47 +127,159 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
+def _source_lengths(src_mask: Tensor) -> Tensor:
+    return (src_mask.sum(dim=1) - 1).clamp(min=0)  # without the appended EOS
+
+
 def max_lengths(
     src_mask: Tensor, max_len_a: float, max_len_b: int, max_len_cap: int | None = None
 ) -> Tensor:
     """Per-sentence output limit (B,) in tokens without EOS: floor(a·|X| + b), at most the cap."""
-    src_len = (src_mask.sum(dim=1) - 1).clamp(min=0)  # without the appended EOS
-    limits = (max_len_a * src_len.double() + max_len_b).floor().long()
+    limits = (max_len_a * _source_lengths(src_mask).double() + max_len_b).floor().long()
     if max_len_cap is not None:
         limits = limits.clamp(max=max_len_cap)
     return limits.clamp(min=0)
 
 
-def _restrict(
-    log_probs: Tensor, step: int, limits: Tensor, ids: SpecialIds, allow_empty: bool
-) -> Tensor:
-    """Never PAD or BOS; only EOS for rows whose outputs already hold ``limits`` (N,) tokens;
-    no EOS at the first step unless empty outputs are allowed. Works in place on ``log_probs``
-    (a step's own output, see Seq2SeqModel.decode_step) and touches only the columns and rows
-    concerned: building (N, V) masks every step made a 25-sentence batch on one CPU thread
-    1.02x slower."""
+def min_lengths(src_mask: Tensor, options: DecodingConfig, limits: Tensor) -> Tensor:
+    """Per-sentence minimum output length (B,): floor(min_len_a·|X| + min_len_b), at least 1
+    unless empty outputs are allowed, at most the limit."""
+    floor = 0 if options.allow_empty else 1
+    wanted = (options.min_len_a * _source_lengths(src_mask).double() + options.min_len_b).floor()
+    return wanted.long().clamp(min=floor).minimum(limits)
+
+
+# -- choosing each step's candidates -----------------------------------------------------------
+
+
+class Selector:
+    """Beam search's choice: the 2k candidates of highest log P (see the module docstring)."""
+
+    def choose(
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        k = scores.size(1)
+        candidates = scores[:, :, None] + log_probs  # (A, k, V)
+        return candidates.view(scores.size(0), -1).topk(2 * k, dim=1)  # (A, 2k) each
+
+    def reorder(self, rows: Tensor, tokens: Tensor) -> None:
+        """Per-hypothesis side state follows the new open beams (none here)."""
+
+
+class Sampler(Selector):
+    """A beam of one whose token is drawn from softmax(log p / temperature), restricted to the
+    top k tokens and/or the nucleus (the fewest most probable tokens whose mass reaches
+    top_p)."""
+
+    def __init__(self, options: DecodingConfig, generator: torch.Generator | None) -> None:
+        self.temperature, self.top_k, self.top_p = options.temperature, options.top_k, options.top_p
+        self.generator = generator
+
+    def choose(
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        token = self.draw(log_probs[:, 0])[:, None]  # (A, 1)
+        return scores + log_probs[:, 0].gather(1, token), token
+
+    def draw(self, log_probs: Tensor) -> Tensor:
+        logits = log_probs / self.temperature  # (A, V)
+        if self.top_k is not None:
+            kth = logits.topk(min(self.top_k, logits.size(-1)), dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        if self.top_p is not None:
+            sorted_logits, order = logits.sort(dim=-1, descending=True)
+            probs = sorted_logits.softmax(dim=-1)
+            # Drop a token once the more probable ones before it already hold top_p of the mass.
+            drop = (probs.cumsum(dim=-1) - probs) >= self.top_p
+            drop[:, 0] = False
+            logits = logits.masked_fill(drop.scatter(1, order, drop), -math.inf)
+        probs = logits.softmax(dim=-1)
+        return torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+
+
+Picker = Callable[[Tensor], Tensor]  # log-probabilities (A, V) → chosen tokens (A,)
+
+
+class _Picked(Selector):
+    """A beam of one whose token a Picker chooses."""
+
+    def __init__(self, pick: Picker) -> None:
+        self.pick = pick
+
+    def choose(
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        token = self.pick(log_probs[:, 0])[:, None]
+        return scores + log_probs[:, 0].gather(1, token), token
+
+
+# -- what the model's distribution goes through ----------------------------------------------
+
+
+@dataclass
+class _Rules:
+    """The per-row settings of one step's adjustments (N rows)."""
+
+    ids: SpecialIds
+    min_lens: Tensor  # (N,)
+    options: DecodingConfig
+    prefix: Tensor | None  # (N, P) forced tokens, padded with -1
+    prefix_lens: Tensor | None  # (N,)
+
+
+def _adjust(log_probs: Tensor, step: int, tokens: Tensor, rules: _Rules) -> tuple[Tensor, Tensor]:
+    """The step's log-probabilities (N, V) after the guards, the bans and the prefix (the
+    module docstring's order), and the model's own (the same tensor unless a guard changed
+    them). ``tokens`` (N, 1 + step) are each row's tokens so far, BOS first. Works in place
+    where it can: ``log_probs`` is the step's own (Seq2SeqModel.decode_step)."""
     # Half-precision scores would round away the differences between long hypotheses.
     log_probs = log_probs.to(torch.promote_types(log_probs.dtype, torch.float32))
+    options, ids = rules.options, rules.ids
+    may_renormalise = (
+        (options.repetition_penalty != 1.0 and step > 0)
+        or 0 < options.no_repeat_ngram_size <= step
+        or (step > 0 and bool((step < rules.min_lens).any()))
+    )
+    # The model's own values, kept apart only when a guard may change them.
+    model_log_probs = log_probs.clone() if may_renormalise else log_probs
+    changed = False
+    previous = tokens[:, 1:]  # (N, step)
+    if options.repetition_penalty != 1.0 and step > 0:
+        # CTRL's penalty (Keskar et al., 2019) on the scores of tokens already written: / p if
+        # positive, · p if negative (a log-probability always is: see docs/decoding.md).
+        seen = log_probs.gather(1, previous)
+        penalty = options.repetition_penalty
+        log_probs.scatter_(1, previous, torch.where(seen < 0, seen * penalty, seen / penalty))
+        changed = True
+    n = options.no_repeat_ngram_size
+    if n > 0 and step >= n:
+        # Every n-gram written whose first n - 1 tokens are the last n - 1 written: its last
+        # token would repeat it.
+        grams = previous.unfold(1, n, 1)  # (N, W, n)
+        tail = previous[:, step - (n - 1) :]  # (N, n - 1)
+        repeats = (grams[:, :, : n - 1] == tail[:, None, :]).all(dim=2)  # (N, W)
+        rows, where = repeats.nonzero(as_tuple=True)
+        if rows.numel():
+            log_probs[rows, grams[rows, where, n - 1]] = -math.inf
+            changed = True
+    below_minimum = step < rules.min_lens  # (N,)
+    if below_minimum.any():
+        log_probs[below_minimum, ids.eos] = -math.inf
+        # At the first step every candidate of a sentence extends the same beam, so
+        # renormalising would shift them all alike: it is skipped, and scores stay the model's.
+        changed = changed or step > 0
+    if changed:
+        log_probs = log_probs.log_softmax(dim=-1)
     log_probs[:, ids.pad] = -math.inf
     log_probs[:, ids.bos] = -math.inf
-    at_limit = step >= limits  # (N,)
-    # One more host sync a step on a GPU, where the search already makes several.
-    if at_limit.any():
-        eos = log_probs[at_limit, ids.eos]
-        log_probs[at_limit] = -math.inf
-        log_probs[at_limit, ids.eos] = eos
-    if step == 0 and not allow_empty:
-        log_probs[~at_limit, ids.eos] = -math.inf
-    return log_probs
-
-
-def _start(
-    model: Seq2SeqModel, src: Tensor, src_mask: Tensor, limits: Tensor, record_attention: bool
-) -> DecoderState:
-    # The longest output takes limits.max() steps, and one more feeds its last token to score EOS.
-    return model.encode(
-        src, src_mask, max_steps=int(limits.max()) + 1, record_attention=record_attention
-    )
+    if rules.prefix is not None and rules.prefix_lens is not None:
+        forced = (step < rules.prefix_lens).nonzero().squeeze(1)  # rows still in their prefix
+        if forced.numel():
+            token = rules.prefix[forced, step]
+            kept = log_probs[forced, token]
+            log_probs[forced] = -math.inf
+            log_probs[forced, token] = kept
+    return log_probs, model_log_probs
 
 
 def _attention(
@@ -133,98 +297,21 @@ def _attention(
     ]
 
 
-# -- greedy search and sampling: one token per sentence per step ------------------------------
-
-Picker = Callable[[Tensor], Tensor]  # log-probabilities (A, V) → chosen tokens (A,)
-
-
-@torch.inference_mode()
-def generate(
-    model: Seq2SeqModel,
-    src: Tensor,
-    src_mask: Tensor,
-    pick: Picker,
-    options: DecodingConfig,
-    *,
-    max_len_cap: int | None = None,
-    record_attention: bool = False,
-    on_finished: Finished | None = None,
-) -> list[Hypothesis]:
-    """Decode one token at a time with ``pick``: one hypothesis per sentence, scored as beam
-    search scores its hypotheses. A sentence leaves the batch (its state rows are dropped) as
-    soon as it emits EOS."""
-    num_sentences = src.size(0)
-    outputs: list[Hypothesis] = [Hypothesis([], 0.0, 0.0) for _ in range(num_sentences)]
-    if num_sentences == 0:
-        return outputs
-    ids = special_ids(model)
-    limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, max_len_cap)
-    state = _start(model, src, src_mask, limits, record_attention)
-    active = torch.arange(num_sentences, device=src.device)  # (A,) sentence of each row
-    tokens = torch.full((num_sentences, 1), ids.bos, dtype=torch.long, device=src.device)
-    total = torch.zeros(num_sentences, dtype=torch.float64, device=src.device)  # (A,) log P
-    for step in range(int(limits.max()) + 1):
-        log_probs, state = model.decode_step(tokens[:, -1], state)
-        log_probs = _restrict(log_probs, step, limits[active], ids, options.allow_empty)
-        chosen = pick(log_probs)  # (A,)
-        total = total + log_probs.gather(1, chosen[:, None]).squeeze(1)
-        tokens = torch.cat([tokens, chosen[:, None]], dim=1)  # (A, 1 + step + 1)
-        ended = chosen == ids.eos
-        if ended.any():
-            rows = ended.nonzero().squeeze(1)
-            sentences = active[rows]
-            attention = (
-                _attention(state, rows, step + 1, src_mask[sentences])
-                if record_attention
-                else [None] * rows.numel()
-            )
-            lp = length_penalty(step + 1, options.length_penalty)
-            for sentence, row_tokens, log_prob, weights in zip(
-                sentences.tolist(),
-                tokens[rows, 1:-1].tolist(),
-                total[rows].tolist(),
-                attention,
-                strict=True,
-            ):
-                outputs[sentence] = Hypothesis(row_tokens, log_prob / lp, log_prob, weights)
-                if on_finished is not None:
-                    on_finished(sentence, [outputs[sentence]])
-            keep = (~ended).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            state = state.select(keep)
-            active, tokens, total = active[keep], tokens[keep], total[keep]
-    return outputs
+def _prefix_tensor(
+    prefixes: Sequence[Sequence[int]] | None, device: torch.device
+) -> tuple[Tensor, Tensor] | None:
+    """(B, P) forced tokens (padded with -1, never read) and their lengths (B,)."""
+    if prefixes is None or not any(prefixes):
+        return None
+    width = max(len(p) for p in prefixes)
+    table = torch.full((len(prefixes), width), -1, dtype=torch.long)
+    for i, prefix in enumerate(prefixes):
+        table[i, : len(prefix)] = torch.tensor(list(prefix), dtype=torch.long)
+    lengths = torch.tensor([len(p) for p in prefixes], dtype=torch.long)
+    return table.to(device), lengths.to(device)
 
 
-def _greedy_pick(log_probs: Tensor) -> Tensor:
-    return log_probs.argmax(dim=-1)
-
-
-def sampler(options: DecodingConfig, generator: torch.Generator | None = None) -> Picker:
-    """Draw from softmax(log p / temperature), restricted to the top k tokens and/or the nucleus
-    (the fewest most probable tokens whose mass reaches top_p)."""
-    temperature, top_k, top_p = options.temperature, options.top_k, options.top_p
-
-    def pick(log_probs: Tensor) -> Tensor:
-        logits = log_probs / temperature  # (A, V)
-        if top_k is not None:
-            kth = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, -math.inf)
-        if top_p is not None:
-            sorted_logits, order = logits.sort(dim=-1, descending=True)
-            probs = sorted_logits.softmax(dim=-1)
-            # Drop a token once the more probable ones before it already hold top_p of the mass.
-            drop = (probs.cumsum(dim=-1) - probs) >= top_p
-            drop[:, 0] = False
-            logits = logits.masked_fill(drop.scatter(1, order, drop), -math.inf)
-        probs = logits.softmax(dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-    return pick
-
-
-# -- beam search -------------------------------------------------------------------------------
+# -- the search ------------------------------------------------------------------------------
 
 
 @torch.inference_mode()
@@ -234,22 +321,31 @@ def beam_search(
     src_mask: Tensor,
     options: DecodingConfig | None = None,
     *,
+    prefixes: Sequence[Sequence[int]] | None = None,
+    generator: torch.Generator | None = None,
     max_len_cap: int | None = None,
     record_attention: bool = False,
-    on_finished: Finished | None = None,
+    on_done: SentenceDone | None = None,
+    observer: Observer | None = None,
+    selector: Selector | None = None,
 ) -> list[list[Hypothesis]]:
-    """The ``nbest`` best hypotheses per sentence, best first, by log P / lp(|Y|).
+    """The ``nbest`` best hypotheses per sentence, best first, by log P / lp(|Y|); with
+    ``options.sampling`` one drawn hypothesis each (with ``generator``).
+
+    ``prefixes``: per sentence, token ids its output must start with (they count toward its
+    length limit; the caller checks that they fit).
 
     Each step extends the k open beams of every searching sentence by one token (one
     ``decode_step`` for all rows) and keeps the 2k best candidates by log P. An EOS candidate
     among the top k becomes a finished hypothesis (fairseq's rule: so a beam of one is greedy
-    search when α = 0); the k best non-EOS candidates stay open.
+    search when α = 0); the k best non-EOS candidates stay open. At the length limit, the top
+    k candidates all finish (CTranslate2's rule).
 
     A sentence stops once nothing is open, at ``max_len``, or by ``options.stopping``:
 
     - ``exact`` (tensor2tensor's bound, the paper's code): an open beam's log P can only fall,
-      and the penalty can at most grow to lp(max_len + 1), so no open beam can ever score above
-      ``best open log P / lp(max_len + 1)``. The sentence stops once its ``nbest``-th best
+      and the penalty can at most grow to lp(max_len), so no open beam can ever score above
+      ``best open log P / lp(max_len)``. The sentence stops once its ``nbest``-th best
       finished score reaches that bound. It gives the best hypothesis a beam of k can find,
       but with α > 0 the bound is loose: a sentence whose best output is short and unsure can
       search on to |X| + 50 tokens (even a beam of one can search past greedy's EOS).
@@ -261,50 +357,78 @@ def beam_search(
       once ⌈p·k⌉ hypotheses (and ``nbest``) have ended (fairseq at p = 1, CTranslate2 at
       α > 0; Kasai et al., 2022): p > 1 searches longer, and even p = 1 may wait for endings
       that an unsure model never ranks among its k best, up to the limit.
+
+    Greedy search is this loop with k = 1: a separate greedy loop was measured no faster
+    (docs/decoding.md, "One search loop").
     """
     options = options or DecodingConfig()
-    num_sentences, k, alpha = src.size(0), options.beam_size, options.length_penalty
-    nbest = options.nbest
+    if selector is None:
+        selector = Sampler(options, generator) if options.sampling else Selector()
+    num_sentences, alpha, nbest = src.size(0), options.length_penalty, options.nbest
+    k = 1 if options.sampling else options.beam_size
     finished: list[list[Hypothesis]] = [[] for _ in range(num_sentences)]
     if num_sentences == 0:
         return finished
     device, ids = src.device, special_ids(model)
     limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, max_len_cap)  # (B,)
+    min_lens = min_lengths(src_mask, options, limits)  # (B,)
+    prefix = _prefix_tensor(prefixes, device)
+    for sentence in (limits == 0).nonzero().squeeze(1).tolist():
+        finished[sentence] = [Hypothesis([], 0.0, 0.0)]  # the empty output a limit of 0 demands
+        if on_done is not None:
+            on_done(sentence, finished[sentence])
     best_possible_lp = torch.tensor(
-        [length_penalty(n + 1, alpha) for n in limits.tolist()], dtype=torch.float64, device=device
-    )  # (B,) lp(max_len + 1)
+        [length_penalty(n, alpha) for n in limits.tolist()], dtype=torch.float64, device=device
+    )  # (B,) lp(max_len)
     # Score of each sentence's nbest-th finished hypothesis; -inf while it has fewer.
     nth_best = torch.full((num_sentences,), -math.inf, dtype=torch.float64, device=device)
     num_finished = torch.zeros(num_sentences, dtype=torch.long, device=device)  # (B,) ever ended
     top_has_ended = torch.zeros(num_sentences, dtype=torch.bool, device=device)  # (B,)
     enough = nbest if options.patience is None else max(nbest, math.ceil(options.patience * k))
 
-    state = _start(model, src, src_mask, limits, record_attention)
-    state = state.select(torch.arange(num_sentences, device=device).repeat_interleave(k))
-    active = torch.arange(num_sentences, device=device)  # (A,) sentence ids still searching
+    active = (limits > 0).nonzero().squeeze(1)  # (A,) sentence ids still searching
+    if active.numel() == 0:
+        return finished
+    # The longest output takes limits.max() steps: the decoder reads BOS and all but its last.
+    state = model.encode(
+        src[active],
+        src_mask[active],
+        max_steps=int(limits.max()),
+        record_attention=record_attention,
+    )
+    state = state.select(torch.arange(active.numel(), device=device).repeat_interleave(k))
     # All k beams start identical: only the first may expand, or the beam would fill with copies.
     # (A, k) log P of each open beam; it takes the dtype of the model's log-probabilities (or
-    # float32, the least _restrict allows): the (A, k, V) candidates are the search's big tensor.
-    scores = torch.full((num_sentences, k), -math.inf, device=device)
+    # float32, the least _adjust allows): the (A, k, V) candidates are the search's big tensor.
+    scores = torch.full((active.numel(), k), -math.inf, device=device)
     scores[:, 0] = 0.0
-    tokens = torch.full(
-        (num_sentences * k, 1), ids.bos, dtype=torch.long, device=device
-    )  # (A·k, 1+t)
+    tokens = torch.full((active.numel() * k, 1), ids.bos, dtype=torch.long, device=device)
+    token_log_probs = torch.zeros((active.numel() * k, 0), device=device)  # (A·k, t)
 
-    for step in range(int(limits.max()) + 1):
+    for step in range(int(limits.max())):
         num_active = active.numel()
         log_probs, state = model.decode_step(tokens[:, -1], state)
-        row_limits = limits[active].repeat_interleave(k)
-        log_probs = _restrict(log_probs, step, row_limits, ids, options.allow_empty)  # (A·k, V)
+        rows_of = active.repeat_interleave(k)  # (A·k,) sentence of each row
+        rules = _Rules(
+            ids,
+            min_lens[rows_of],
+            options,
+            None if prefix is None else prefix[0][rows_of],
+            None if prefix is None else prefix[1][rows_of],
+        )
+        log_probs, model_log_probs = _adjust(log_probs, step, tokens, rules)  # (A·k, V) each
         vocab_size = log_probs.size(-1)
-        candidates = scores[:, :, None] + log_probs.view(num_active, k, vocab_size)
-        top_scores, top_index = candidates.view(num_active, -1).topk(2 * k, dim=1)  # (A, 2k)
+        log_probs = log_probs.view(num_active, k, vocab_size)
+        scores = scores.to(log_probs.dtype)
+        top_scores, top_index = selector.choose(step, active, scores, log_probs)  # (A, m)
         top_beam, top_token = top_index // vocab_size, top_index % vocab_size
+        # The model's log P of each candidate's token, before any guard changed it.
+        top_token_lp = model_log_probs.view(num_active, -1).gather(1, top_index)  # (A, m)
         is_eos = top_token == ids.eos
+        at_limit = step + 1 >= limits[active]  # (A,) the tokens chosen now are the last allowed
 
-        ends = is_eos[:, :k] & top_scores[:, :k].isfinite()
+        ends = (is_eos[:, :k] | at_limit[:, None]) & top_scores[:, :k].isfinite()
         if ends.any():
-            lp = length_penalty(step + 1, alpha)  # every hypothesis ending now has |Y| = step + 1
             where, rank = ends.nonzero().unbind(1)
             rows = where * k + top_beam[where, rank]  # the rows that produced them, this step
             attention = (
@@ -312,15 +436,29 @@ def beam_search(
                 if record_attention
                 else [None] * rows.numel()
             )
+            lp = length_penalty(step + 1, alpha)  # |Y|: the steps taken, EOS included if any
             touched = set()
-            for sentence, row_tokens, log_prob, weights in zip(
+            for sentence, row_tokens, row_lps, token, token_lp, log_prob, weights in zip(
                 active[where].tolist(),
                 tokens[rows, 1:].tolist(),
+                token_log_probs[rows].tolist(),
+                top_token[where, rank].tolist(),
+                top_token_lp[where, rank].tolist(),
                 top_scores[where, rank].tolist(),
                 attention,
                 strict=True,
             ):
-                finished[sentence].append(Hypothesis(row_tokens, log_prob / lp, log_prob, weights))
+                ended = token == ids.eos
+                finished[sentence].append(
+                    Hypothesis(
+                        row_tokens if ended else [*row_tokens, token],
+                        log_prob / lp,
+                        log_prob,
+                        weights,
+                        [*row_lps, token_lp],
+                        ended,
+                    )
+                )
                 touched.add(sentence)
             for sentence in touched:
                 kept = sorted(finished[sentence], key=lambda h: h.score, reverse=True)[:nbest]
@@ -339,52 +477,70 @@ def beam_search(
             done = top_has_ended[active] & (num_finished[active] >= nbest)
         else:
             done = num_finished[active] >= enough
-        done = done | open_scores[:, 0].isneginf() | (step >= limits[active])
-        if on_finished is not None and done.any():
+        done = done | open_scores[:, 0].isneginf() | at_limit
+        if observer is not None:
+            _observe(observer, step, active, top_scores, top_beam, top_token, ends, pick, done)
+        if on_done is not None and done.any():
             for sentence in active[done].tolist():
-                on_finished(sentence, finished[sentence])
+                on_done(sentence, finished[sentence])
         keep = (~done).nonzero().squeeze(1)  # (A',)
         if keep.numel() == 0:
             break
         rows = (keep[:, None] * k + beam[keep]).view(-1)  # (A'·k,) rows of the current layout
         state = state.select(rows)
-        tokens = torch.cat([tokens[rows], token[keep].view(-1, 1)], dim=1)
+        new_tokens = token[keep].view(-1)
+        selector.reorder(rows, new_tokens)
+        tokens = torch.cat([tokens[rows], new_tokens[:, None]], dim=1)
+        chosen_lp = top_token_lp.gather(1, pick)[keep].view(-1, 1)
+        token_log_probs = torch.cat([token_log_probs[rows], chosen_lp], dim=1)
         scores, active = open_scores[keep], active[keep]
     return finished
 
 
-def decode(
+def _observe(
+    observer: Observer,
+    step: int,
+    active: Tensor,
+    top_scores: Tensor,
+    top_beam: Tensor,
+    top_token: Tensor,
+    ends: Tensor,
+    pick: Tensor,
+    done: Tensor,
+) -> None:
+    """One BeamStep per searching sentence: its m candidates sorted into kept, ended, pruned."""
+    for a, sentence in enumerate(active.tolist()):
+        candidates = list(
+            zip(top_beam[a].tolist(), top_token[a].tolist(), top_scores[a].tolist(), strict=True)
+        )
+        ended = set(ends[a].nonzero().squeeze(1).tolist())
+        kept = [] if done[a] else [j for j in pick[a].tolist() if math.isfinite(candidates[j][2])]
+        kept_set = set(kept)
+        observer(
+            BeamStep(
+                step=step,
+                sentence=sentence,
+                kept=[candidates[j] for j in kept],
+                ended=[candidates[j] for j in sorted(ended)],
+                pruned=[
+                    c
+                    for j, c in enumerate(candidates)
+                    if j not in ended and j not in kept_set and math.isfinite(c[2])
+                ],
+            )
+        )
+
+
+def generate(
     model: Seq2SeqModel,
     src: Tensor,
     src_mask: Tensor,
+    pick: Picker,
     options: DecodingConfig,
-    *,
-    generator: torch.Generator | None = None,
-    max_len_cap: int | None = None,
-    record_attention: bool = False,
-    on_finished: Finished | None = None,
-) -> list[list[Hypothesis]]:
-    """The search ``options`` ask for, per sentence: sampling (with ``generator``), greedy
-    (beam size 1) or beam search."""
-    if options.sampling or options.beam_size == 1:
-        pick = sampler(options, generator) if options.sampling else _greedy_pick
-        hyps = generate(
-            model,
-            src,
-            src_mask,
-            pick,
-            options,
-            max_len_cap=max_len_cap,
-            record_attention=record_attention,
-            on_finished=on_finished,
-        )
-        return [[h] for h in hyps]
-    return beam_search(
-        model,
-        src,
-        src_mask,
-        options,
-        max_len_cap=max_len_cap,
-        record_attention=record_attention,
-        on_finished=on_finished,
-    )
+    **search: object,
+) -> list[Hypothesis]:
+    """One hypothesis per sentence, each token chosen by ``pick``: the beam of one with a
+    picker as its selector (``search``: beam_search's keyword arguments)."""
+    options = options.updated(beam_size=1, nbest=1, sampling=False)
+    found = beam_search(model, src, src_mask, options, selector=_Picked(pick), **search)  # type: ignore[arg-type]
+    return [hyps[0] for hyps in found]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import cast
@@ -21,7 +21,15 @@ from torch import Tensor
 from nmt.config import DecodingConfig
 from nmt.data.batching import group_by_length, pad_sequences
 from nmt.data.tokenizer import Tokenizer
-from nmt.decoding.search import Finished, Hypothesis, decode, special_ids
+from nmt.decoding.glossary import glossary_selector, glossary_terms, warn_missing
+from nmt.decoding.search import (
+    BeamStep,
+    Hypothesis,
+    SentenceDone,
+    beam_search,
+    special_ids,
+)
+from nmt.errors import NmtError
 from nmt.models.interface import Seq2SeqModel
 
 log = logging.getLogger(__name__)
@@ -30,12 +38,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class Translation:
     """One output: detokenized text, its ids (no BOS/EOS), its search score, the pieces behind
-    them and, if asked for, the attention that produced it.
+    them and, if asked for, the attention that produced it and the word alignment it gives.
 
     ``attention`` (L, H, T, S) holds the cross-attention weights the model computed while
     decoding this output, per layer L and head H: T = len(tgt_pieces) + 1, the last row being
-    the step that produced EOS; S = len(src_pieces) + 1, the last column being the EOS appended
-    to every source. None for a model without attention or when not asked for.
+    the step that produced EOS (T = len(tgt_pieces) for an output stopped at the length limit,
+    ``ended`` false); S = len(src_pieces) + 1, the last column being the EOS appended to every
+    source. None for a model without attention, for CTranslate2, or when not asked for.
     """
 
     text: str
@@ -48,6 +57,16 @@ class Translation:
     truncated: bool = False
     """The source was longer than the model takes and was cut to its limit."""
     attention: Tensor | None = None
+    log_prob: float = 0.0
+    """log P of the output (its EOS included if it has one): ``score`` before the length
+    penalty."""
+    token_log_probs: list[float] = field(default_factory=list)
+    """log P of each output piece, then of the EOS if it has one (both engines)."""
+    ended: bool = True
+    """The output ended with EOS; False: it stopped at the length limit."""
+    alignment: list[tuple[int, int]] | None = None
+    """With ``return_alignment``: (source piece, target piece) pairs, each target piece linked
+    to the source piece it attended to most (nmt.decoding.alignment)."""
 
 
 # Called with a sentence's index in the call and its n-best list, as soon as it is known.
@@ -60,13 +79,25 @@ class _Source:
     truncated: bool
 
 
+Observe = Callable[[BeamStep], None]  # a BeamStep whose ``sentence`` is the call's index
+
+
+def model_positions(model: object) -> int | None:
+    """The longest sequence ``model`` takes, if it says: its ``max_positions`` or its config's."""
+    for owner in (model, getattr(model, "config", None)):
+        value = getattr(owner, "max_positions", None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
 class Translator:
     """Translate sentences with a model in eval mode on ``device`` (see :meth:`load`).
 
-    ``max_positions`` is the longest sequence the model accepts: longer sources are truncated
-    to it (EOS included), with a warning, and outputs are capped to fit it too.
-    ``default_options`` serve every call that passes no options (for a model directory: its
-    config's ``decoding`` section).
+    ``max_positions`` is the longest sequence the model accepts (None: the model's own, if it
+    says): longer sources are truncated to it (EOS included), with a warning, and outputs are
+    capped to fit it too. ``default_options`` serve every call that passes no options (for a
+    model directory: its config's ``decoding`` section).
     """
 
     def __init__(
@@ -78,6 +109,8 @@ class Translator:
         max_positions: int | None = None,
         default_options: DecodingConfig | None = None,
     ) -> None:
+        if max_positions is None:
+            max_positions = model_positions(model)
         if max_positions is not None and max_positions < 2:
             raise ValueError(f"max_positions must be >= 2 (a token and EOS), not {max_positions}")
         self.model = model
@@ -87,12 +120,44 @@ class Translator:
         self.default_options = default_options or DecodingConfig()
 
     @classmethod
-    def load(cls, model_dir: Path | Sequence[Path], *, device: str = "cpu") -> Translator:
-        """A Translator for a model directory (or a run directory's best model); given several,
-        for their ensemble (nmt.models.ensemble: the mean of their probabilities)."""
+    def load(
+        cls,
+        model_dir: Path | str | Sequence[Path | str],
+        *,
+        engine: str = "nmt",
+        int8: bool = False,
+        device: str = "cpu",
+        threads: int | None = None,
+        parallel: int = 1,
+    ) -> Translator:
+        """The one way in from Python: a Translator for a model directory (or a run
+        directory's best model); given several, for their ensemble (nmt.models.ensemble: the
+        mean of their probabilities; nmt engine only).
+
+        ``engine``: who searches, ``nmt`` (``int8``: its linear layers quantized,
+        nmt.models.quantize) or ``ctranslate2`` on a cached conversion (``int8``: int8
+        weights and matmuls), nmt.decoding.engines. ``threads``: CPU threads for the search
+        (None: the engine's default; for nmt, PyTorch's process-wide setting). ``parallel``:
+        how many calls may run at once from different threads (CTranslate2 keeps a replica
+        for each; nmt's model is shared, read-only)."""
+        from nmt.decoding.engines import load_engine
+
+        dirs = [model_dir] if isinstance(model_dir, str | Path) else list(model_dir)
+        return load_engine(
+            [Path(d) for d in dirs],
+            engine=engine,
+            int8=int8,
+            device=device,
+            threads=threads,
+            parallel=parallel,
+        )
+
+    @classmethod
+    def from_loaded(cls, model_dirs: Sequence[Path], *, device: str = "cpu") -> Translator:
+        """nmt's own engine for resolved model directories (see :meth:`load`)."""
         from nmt.models.ensemble import load_models
 
-        loaded = load_models(model_dir, device=device)
+        loaded = load_models(model_dirs, device=device)
         return cls(
             cast(Seq2SeqModel, loaded.model),  # build_model's models all honour the contract
             loaded.tokenizer,
@@ -123,15 +188,24 @@ class Translator:
         options: DecodingConfig | None = None,
         *,
         return_attention: bool = False,
+        return_alignment: bool = False,
+        return_scores: bool = False,
+        prefixes: Sequence[str | None] | None = None,
         first_line: int = 1,
         on_done: TranslationDone | None = None,
+        observer: Observe | None = None,
     ) -> list[list[Translation]]:
         """Up to ``options.nbest`` translations per sentence, best first.
 
         A blank sentence gets one empty translation scored 0. With ``return_attention`` each
-        translation carries the attention its model computed for it (see Translation).
+        translation carries the attention its model computed for it, with
+        ``return_alignment`` its piece alignment (see Translation). ``return_scores``: fill
+        ``token_log_probs`` (nmt's search always does, at no cost; CTranslate2 needs asking).
+        ``prefixes``: per sentence, the text its output must start with (None:
+        ``options.prefix``).
         ``on_done(i, translations)`` is called once per sentence with what is returned for it,
         as soon as its search has ended: before the slowest sentence of its batch has.
+        ``observer`` receives every step of every sentence's search (nmt.decoding.trace).
         """
         options = options if options is not None else self.default_options
         ids = special_ids(self.model)
@@ -143,25 +217,42 @@ class Translator:
             else:
                 generator.manual_seed(options.seed)
         sources = self._encode(sentences, first_line)
-        results = CallTranslations(sources, self._translations, on_done)
+        prefix_ids = self._prefixes(sources, options, prefixes, first_line)
+        terms = glossary_terms(
+            sentences,
+            [len(s.ids) for s in sources],
+            options,
+            self.tokenizer,
+            max_len_cap=self._max_len_cap,
+            first_line=first_line,
+        )
+        results = CallTranslations(sources, self._translations, on_done, alignment=return_alignment)
         for batch in self._batches(sources, options.max_tokens):
             rows = [sources[i].ids for i in batch]
             src = pad_sequences(rows, suffix=ids.eos).to(self.device)
             lengths = torch.tensor([len(row) + 1 for row in rows], device=self.device)
             src_mask = torch.arange(src.size(1), device=self.device) < lengths[:, None]
             src = src.masked_fill(~src_mask, ids.pad)
-            found = decode(
+            found = beam_search(
                 self.model,
                 src,
                 src_mask,
                 options,
+                prefixes=[prefix_ids[i] for i in batch],
                 generator=generator,
                 max_len_cap=self._max_len_cap,
-                record_attention=return_attention,
-                on_finished=results.of_batch(batch),
+                record_attention=return_attention or return_alignment,
+                on_done=results.of_batch(batch),
+                observer=None if observer is None else _in_call(observer, batch),
+                selector=None
+                if terms is None
+                else glossary_selector([terms[i] for i in batch], ids.eos),
             )
             results.add(batch, found)
-        return results.all()
+        translations = results.all()
+        if terms is not None:
+            warn_missing(terms, [t[0].tokens for t in translations], first_line)
+        return translations
 
     # -- behind the scenes ------------------------------------------------------------------
 
@@ -174,12 +265,17 @@ class Translator:
     def _pieces(self) -> list[str]:
         return self.tokenizer.pieces()
 
-    def _translations(self, source: _Source, hyps: list[Hypothesis]) -> list[Translation]:
+    def _translations(
+        self, source: _Source, hyps: list[Hypothesis], alignment: bool
+    ) -> list[Translation]:
+        from nmt.decoding.alignment import alignment_of
+
         src_pieces = [self._pieces[i] for i in source.ids]
         if not hyps:  # a blank line
             return [Translation("", [], 0.0, src_pieces, [], source.truncated)]
-        return [
-            Translation(
+        translations = []
+        for h in hyps:
+            translation = Translation(
                 text=self.tokenizer.decode(h.tokens),
                 tokens=h.tokens,
                 score=h.score,
@@ -187,9 +283,49 @@ class Translator:
                 tgt_pieces=[self._pieces[i] for i in h.tokens],
                 truncated=source.truncated,
                 attention=h.attention,
+                log_prob=h.log_prob,
+                token_log_probs=h.token_log_probs,
+                ended=h.ended,
             )
-            for h in hyps
-        ]
+            if alignment:
+                translation.alignment = (
+                    h.alignment if h.alignment is not None else alignment_of(translation)
+                )
+            translations.append(translation)
+        return translations
+
+    def _prefixes(
+        self,
+        sources: list[_Source],
+        options: DecodingConfig,
+        prefixes: Sequence[str | None] | None,
+        first_line: int,
+    ) -> list[list[int]]:
+        """The target prefix ids of each sentence, checked against its length limit: a prefix
+        that cannot fit is one NmtError naming the option and the line."""
+        from nmt.decoding.search import max_lengths
+
+        if prefixes is not None and len(prefixes) != len(sources):
+            raise NmtError(f"prefix: {len(prefixes)} prefixes for {len(sources)} sentences")
+        texts = prefixes if prefixes is not None else [options.prefix] * len(sources)
+        if not any(texts):
+            return [[] for _ in sources]
+        encode_target = getattr(self.tokenizer, "encode_target", self.tokenizer.encode)
+        found = []
+        for i, (source, text) in enumerate(zip(sources, texts, strict=True)):
+            ids = encode_target(text) if text and source.ids else []
+            mask = torch.ones(1, len(source.ids) + 1, dtype=torch.bool)
+            limit = int(
+                max_lengths(mask, options.max_len_a, options.max_len_b, self._max_len_cap)[0]
+            )
+            if len(ids) > limit:
+                raise NmtError(
+                    f"prefix: {len(ids)} tokens, more than the {limit} the output of line "
+                    f"{first_line + i} may hold (max_len_a · |X| + max_len_b, the model's "
+                    "positions)"
+                )
+            found.append(ids)
+        return found
 
     def _encode(self, sentences: Sequence[str], first_line: int) -> list[_Source]:
         """Ids per sentence ([] for a blank one), truncated to the model's limit with a warning."""
@@ -227,6 +363,11 @@ class Translator:
         return [[int(i) for i in batch] for batch in batches]
 
 
+def _in_call(observer: Observe, batch: list[int]) -> Callable[[BeamStep], None]:
+    """The search's observer for ``batch``: its steps renumbered to the call's sentences."""
+    return lambda step: observer(replace(step, sentence=batch[step.sentence]))
+
+
 class CallTranslations:
     """The translations of one call as its searches finish them, each passed on (``on_done``)
     the moment it is known: blank sentences at once, the others when their search ends."""
@@ -234,10 +375,13 @@ class CallTranslations:
     def __init__(
         self,
         sources: list[_Source],
-        make_translations: Callable[[_Source, list[Hypothesis]], list[Translation]],
+        make_translations: Callable[[_Source, list[Hypothesis], bool], list[Translation]],
         on_done: TranslationDone | None,
+        *,
+        alignment: bool = False,
     ) -> None:
         self.sources, self.make_translations, self.on_done = sources, make_translations, on_done
+        self.alignment = alignment
         self.done: list[list[Translation] | None] = [None] * len(sources)
         for i, source in enumerate(sources):
             if not source.ids:
@@ -246,11 +390,11 @@ class CallTranslations:
     def finish(self, i: int, hyps: list[Hypothesis]) -> None:
         if self.done[i] is not None:
             return
-        self.done[i] = translations = self.make_translations(self.sources[i], hyps)
+        self.done[i] = translations = self.make_translations(self.sources[i], hyps, self.alignment)
         if self.on_done is not None:
             self.on_done(i, translations)
 
-    def of_batch(self, batch: list[int]) -> Finished | None:
+    def of_batch(self, batch: list[int]) -> SentenceDone | None:
         """The search's ``on_finished`` for ``batch`` (indices into the call's sentences)."""
         if self.on_done is None:
             return None  # translations are made once, at the end

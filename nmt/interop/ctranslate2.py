@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 # What `nmt export --quantization` offers: CTranslate2's weight types that run on a CPU.
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "bfloat16")
 # Bump when the conversion changes, so that cached conversions (nmt.decoding.engines) redo.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: every head of the last layer is an alignment head
 # The file every CTranslate2 model directory holds.
 CT2_WEIGHTS = "model.bin"
 
@@ -140,6 +140,10 @@ def transformer_spec(loaded: LoadedModel) -> TransformerSpec:
         config.num_heads,
         pre_norm=config.norm == "pre",
         activation=activations[config.activation],
+        # return_attention then gives the mean of the last layer's heads, the attention that
+        # nmt.decoding.alignment aligns with.
+        alignment_layer=-1,
+        alignment_heads=config.num_heads,
     )
     encoder, decoder = spec.encoder, spec.decoder
     for side, embed, positions in (
@@ -205,6 +209,7 @@ def export_ctranslate2(model_dir: Path, out_dir: Path, *, quantization: str = "f
     if quantization not in QUANTIZATIONS:
         raise NmtError(f"quantization {quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
     _check_output(out_dir)
+    model_dir = resolve_model_dir(model_dir)
     loaded = load_model_dir(model_dir)
     spec = transformer_spec(loaded)
     try:
@@ -215,15 +220,15 @@ def export_ctranslate2(model_dir: Path, out_dir: Path, *, quantization: str = "f
     with directory_written_atomically(out_dir, what="the CTranslate2 model") as tmp:
         spec.save(str(tmp))
         # The tokenizer travels with the model, so that the folder is all a user needs.
-        copy_tokenizer(resolve_model_dir(model_dir), tmp)
+        copy_tokenizer(model_dir, tmp)
     return out_dir
 
 
 def model_fingerprint(model_dir: Path) -> str:
     """A digest of what a conversion reads (weights, config, tokenizer files) and of the
-    converter and CTranslate2 versions: a changed model, or a new converter, converts again."""
+    converter and CTranslate2 versions: a changed model, or a new converter, converts again.
+    ``model_dir`` is a model directory itself (nmt.models.store.resolve_model_dir)."""
     ctranslate2 = import_ctranslate2()
-    model_dir = resolve_model_dir(model_dir)
     digest = hashlib.sha256(
         json.dumps([CONVERTER_VERSION, ctranslate2.__version__]).encode("utf-8")
     )

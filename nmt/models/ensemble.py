@@ -81,6 +81,14 @@ class Ensemble(TranslationModel):
     def _models(self) -> list[TranslationModel]:
         return cast(list[TranslationModel], list(self.members))
 
+    @property
+    def max_positions(self) -> int | None:
+        """The longest sequence all members take: the least of their configs' limits (None
+        if no member says), so that a Translator built on the ensemble truncates to it."""
+        limits = [getattr(getattr(m, "config", None), "max_positions", None) for m in self.members]
+        known = [n for n in limits if isinstance(n, int)]
+        return min(known) if known else None
+
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         logits = [m(src, src_mask, tgt_in).log_softmax(dim=-1) for m in self._models()]
         return mean_of_probabilities(logits)

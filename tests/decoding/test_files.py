@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
@@ -232,3 +233,38 @@ def test_command_line_options_override_the_models_and_are_checked_once(
     assert error.startswith("nmt: error: ") and "nbest (3)" in error and "Traceback" not in error
     assert main([*args, "--stopping", "exact", "--patience", "2"]) == 1
     assert "patience" in capsys.readouterr().err
+
+
+def test_the_command_line_unsets_an_option_the_model_sets(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before, a model whose config set patience could never be decoded with --stopping exact
+    (a flag left out and 'no value' were the same None)."""
+    from nmt.cli import main
+
+    config = model_dir / "config.yaml"
+    tree = yaml.safe_load(config.read_text(encoding="utf-8"))
+    tree["decoding"]["patience"] = 1.0
+    config.write_text(yaml.safe_dump(tree), encoding="utf-8")
+    source = write(tmp_path / "in.txt", ["hello world"])
+    args = ["translate", str(model_dir), "-i", str(source), "-q", "--stopping", "exact"]
+    assert main(args) == 1
+    assert "--patience none" in capsys.readouterr().err
+    assert main([*args, "--patience", "none"]) == 0
+
+
+def test_prefix_and_guards_reach_search_from_the_command_line(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nmt.cli import main
+
+    source = write(tmp_path / "in.txt", ["hello world", "the cat sat on the mat"])
+    args = ["translate", str(model_dir), "-i", str(source), "-q"]
+    assert main([*args, "--prefix", "the cat", "--no-repeat-ngram-size", "1"]) == 0
+    outputs = capsys.readouterr().out.splitlines()
+    assert len(outputs) == 2 and all(line.startswith("the cat") for line in outputs)
+    assert main([*args, "--prefix", "the quick brown fox jumps over the lazy dog"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("nmt: error: prefix:") and error.count("\n") == 1
+    assert main([*args, "--repetition-penalty", "0"]) == 1
+    assert "repetition_penalty" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from torch import Tensor
 from nmt.config import DecodingConfig, RNNConfig, TransformerConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.decoding.search import Hypothesis, beam_search, decode, length_penalty, max_lengths
+from nmt.decoding.search import Hypothesis, Selector, beam_search, length_penalty, max_lengths
 
 DATA = Path(__file__).parent / "data"
 
@@ -39,7 +39,7 @@ def greedy_search(
 ) -> list[Hypothesis]:
     """decode with a beam of one: one hypothesis per sentence."""
     options = (options or opts()).updated(beam_size=1, nbest=1)
-    return [h for [h] in decode(model, src, src_mask, options, **kw)]
+    return [h for [h] in beam_search(model, src, src_mask, options, **kw)]
 
 
 def sample(
@@ -52,7 +52,7 @@ def sample(
 ) -> list[Hypothesis]:
     """decode with sampling: one hypothesis per sentence."""
     options = (options or opts()).updated(sampling=True, nbest=1)
-    return [h for [h] in decode(model, src, src_mask, options, generator=generator)]
+    return [h for [h] in beam_search(model, src, src_mask, options, generator=generator)]
 
 
 A, B, C = 4, 5, 6  # the table's words; 0–3 are PAD, UNK, BOS, EOS
@@ -112,15 +112,19 @@ class TableModel:
         return None
 
 
-def all_outputs(model: TableModel, max_len: int) -> list[tuple[list[int], float]]:
-    """Every output of at most max_len tokens with its log P (EOS included), by brute force."""
+def all_outputs(model: TableModel, max_len: int) -> list[tuple[list[int], float, int]]:
+    """Every output of at most max_len tokens with its log P and |Y|, by brute force: one that
+    ends with EOS counts it (in log P and |Y|), one that reaches max_len tokens ends there."""
     outputs = []
 
     def walk(prefix: tuple[int, ...], log_p: float) -> None:
+        if len(prefix) == max_len:
+            outputs.append((list(prefix), log_p, max_len))
+            return
         for token, p in model.distribution(prefix).items():
             if token == EOS_ID:
-                outputs.append((list(prefix), log_p + math.log(p)))
-            elif len(prefix) < max_len:
+                outputs.append((list(prefix), log_p + math.log(p), len(prefix) + 1))
+            else:
                 walk((*prefix, token), log_p + math.log(p))
 
     walk((), 0.0)
@@ -221,10 +225,11 @@ def test_encode_is_told_how_many_steps_search_may_take() -> None:
     src, mask = batch([[4, 5, 6], [4]])
     beam_search(model, src, mask, opts(max_len_a=1.0, max_len_b=5))
     greedy_search(model, src, mask, opts(max_len_a=0.0, max_len_b=2), record_attention=True)
-    # The longest output, 3 + 5 tokens, takes 8 steps and one more to score its EOS.
+    # The longest output, 3 + 5 tokens, takes 8 steps: one that reaches the limit ends there,
+    # with no step to score an EOS.
     assert model.encode_options == [
-        {"max_steps": 9, "record_attention": False},
-        {"max_steps": 3, "record_attention": True},
+        {"max_steps": 8, "record_attention": False},
+        {"max_steps": 2, "record_attention": True},
     ]
 
 
@@ -248,8 +253,8 @@ def test_nbest_order_and_scores_match_brute_force(alpha: float) -> None:
     model = TableModel(TABLE, ENDS)
     expected = sorted(
         (
-            (tokens, log_p / length_penalty(len(tokens) + 1, alpha), log_p)
-            for tokens, log_p in all_outputs(model, 5)
+            (tokens, log_p / length_penalty(length, alpha), log_p)
+            for tokens, log_p, length in all_outputs(model, 5)
         ),
         key=lambda t: -t[1],
     )[:4]
@@ -267,8 +272,8 @@ def test_wide_beam_on_an_endless_tree_is_exact(alpha: float) -> None:
     model = TableModel(TABLE, GOES_ON)
     max_len = 4
     expected = sorted(
-        (log_p / length_penalty(len(tokens) + 1, alpha), tokens)
-        for tokens, log_p in all_outputs(model, max_len)
+        (log_p / length_penalty(length, alpha), tokens)
+        for tokens, log_p, length in all_outputs(model, max_len)
     )[::-1][:3]
     options = opts(
         beam_size=27, length_penalty=alpha, max_len_a=0.0, max_len_b=max_len, nbest=3, **EXACT
@@ -294,16 +299,15 @@ def test_beam_of_one_equals_greedy_on_the_table() -> None:
 
 # -- stopping rules and empty outputs --------------------------------------------------------
 
-# A sure first word, then the end (0.6) or a word that goes on and on (0.99 a step): the best
+# A sure first word, then the end (0.6) or a word that goes on and on (0.98 a step): the best
 # output is [a] after two steps, but an open beam's log P falls so slowly that with α = 0.6 the
-# exact bound cannot rule it out before the length limit.
+# exact bound cannot rule it out until close to the length limit. (Reaching the limit costs no
+# EOS, so at 0.99 a step the output that runs to the limit would win.)
 UNSURE: Table = {(): {A: 1.0}, (A,): {EOS_ID: 0.6, B: 0.4}}
-LINGERS: dict[int, float] = {B: 0.99, EOS_ID: 0.01}
+LINGERS: dict[int, float] = {B: 0.98, EOS_ID: 0.02}
 
 
-def test_the_default_stops_when_the_best_has_ended_where_the_exact_bound_goes_to_the_limit() -> (
-    None
-):
+def test_the_default_stops_when_the_best_has_ended_where_the_exact_bound_searches_on() -> None:
     limit = 3 + 50  # |X| + 50, the default
     early = TableModel(UNSURE, LINGERS)
     [[best]] = beam_search(early, *one_source(), opts())
@@ -312,12 +316,21 @@ def test_the_default_stops_when_the_best_has_ended_where_the_exact_bound_goes_to
     exact = TableModel(UNSURE, LINGERS)
     [[same]] = beam_search(exact, *one_source(), opts(stopping="exact"))
     assert same.tokens == [A] and same.score == pytest.approx(best.score)
-    assert exact.steps == limit + 1  # every step to the limit, for the same answer
+    # Until best open log P / lp(limit) falls below [a]'s score: 46 steps, for the same answer.
+    bound_steps = (
+        1
+        + math.ceil(
+            (math.log(0.6) / length_penalty(2, 0.6) * length_penalty(limit, 0.6) - math.log(0.4))
+            / math.log(0.98)
+        )
+        + 1
+    )
+    assert exact.steps == bound_steps and 40 < exact.steps < limit
 
 
 @pytest.mark.parametrize(
     ("patience", "steps"),
-    [(None, 2), (1.0, 2), (1.5, 5), (2.0, 5)],
+    [(None, 2), (1.0, 2), (1.5, 4), (2.0, 4)],
 )
 def test_patience_waits_for_more_ended_hypotheses(patience: float | None, steps: int) -> None:
     """Beam 2 on the table: step 1 ends two hypotheses (b, then a), and the open ones never
@@ -356,10 +369,10 @@ EMPTY_FIRST: Table = {(): {EOS_ID: 0.7, A: 0.3}}
 def test_empty_outputs_only_when_allowed(beam_size: int) -> None:
     model = TableModel(EMPTY_FIRST, ENDS)
     options = opts(beam_size=beam_size, nbest=1)
-    [[hyp]] = decode(model, *one_source(), options)
+    [[hyp]] = beam_search(model, *one_source(), options)
     assert hyp.tokens == [A]
     assert hyp.log_prob == pytest.approx(math.log(0.3))  # scored by the model, not renormalised
-    [[hyp]] = decode(model, *one_source(), options.updated(allow_empty=True))
+    [[hyp]] = beam_search(model, *one_source(), options.updated(allow_empty=True))
     assert hyp.tokens == []
     sampled = sample(
         model, *batch([[7]] * 200), opts(sampling=True), generator=torch.Generator().manual_seed(0)
@@ -370,7 +383,9 @@ def test_empty_outputs_only_when_allowed(beam_size: int) -> None:
 def test_a_length_limit_of_zero_still_ends() -> None:
     model = TableModel(EMPTY_FIRST, ENDS)
     for beam_size in (1, 2):
-        [[hyp]] = decode(model, *one_source(), opts(beam_size=beam_size, max_len_a=0, max_len_b=0))
+        [[hyp]] = beam_search(
+            model, *one_source(), opts(beam_size=beam_size, max_len_a=0, max_len_b=0)
+        )
         assert hyp.tokens == []
 
 
@@ -492,7 +507,7 @@ def test_search_uses_the_models_special_ids() -> None:
     table: Table = {(): {3: 0.5, 6: 0.4, 0: 0.1}, (3,): {3: 0.6, 0: 0.4}, (3, 3): {0: 1.0}}
     for beam_size in (1, 3):
         model = MarianLikeTable(table, {0: 1.0})
-        [[hyp]] = decode(model, *one_source(), opts(beam_size=beam_size, length_penalty=0.0))
+        [[hyp]] = beam_search(model, *one_source(), opts(beam_size=beam_size, length_penalty=0.0))
         assert hyp.tokens == [3, 3]  # 6 is never produced, 0 ends it
 
 
@@ -639,7 +654,7 @@ def expected_trace(source: list[int], tokens: list[int]) -> Tensor:
 )
 def test_each_hypothesis_gets_the_attention_of_its_own_steps(changes: dict[str, Any]) -> None:
     model = TracingFake()
-    found = decode(model, *batch(SOURCES), opts(**changes), record_attention=True)
+    found = beam_search(model, *batch(SOURCES), opts(**changes), record_attention=True)
     for source, hyps in zip(SOURCES, found, strict=True):
         for h in hyps:
             assert h.attention is not None
@@ -650,9 +665,9 @@ def test_each_hypothesis_gets_the_attention_of_its_own_steps(changes: dict[str, 
 
 
 def test_no_attention_unless_asked_or_offered() -> None:
-    [[hyp]] = decode(RecurrentFake(), *batch(SOURCES[:1]), opts(), record_attention=True)
+    [[hyp]] = beam_search(RecurrentFake(), *batch(SOURCES[:1]), opts(), record_attention=True)
     assert hyp.attention is None
-    [[hyp]] = decode(RecurrentFake(), *batch(SOURCES[:1]), opts())
+    [[hyp]] = beam_search(RecurrentFake(), *batch(SOURCES[:1]), opts())
     assert hyp.attention is None
 
 
@@ -745,11 +760,13 @@ def test_attention_is_what_the_model_computed_for_each_hypothesis(
     g = torch.Generator().manual_seed(2)
     sources = [torch.randint(4, vocab_size, (n,), generator=g).tolist() for n in (6, 3, 8)]
     options = opts(beam_size=beam_size, nbest=beam_size, max_len_a=0.0, max_len_b=7)
-    found = decode(model, *batch(sources), options, record_attention=True)
+    found = beam_search(model, *batch(sources), options, record_attention=True)
     for source, hyps in zip(sources, found, strict=True):
         src, mask = batch([source])
         for h in hyps:
-            tgt_in = torch.tensor([[BOS_ID, *h.tokens]])
+            # A step per token and one for the EOS; none for it at the limit.
+            fed = h.tokens if h.ended else h.tokens[:-1]
+            tgt_in = torch.tensor([[BOS_ID, *fed]])
             expected = model.cross_attention(src, mask, tgt_in)[0]  # (L, H, T, S)
             assert h.attention is not None
             assert h.attention.shape == expected.shape
@@ -812,15 +829,203 @@ def test_each_sentence_is_passed_on_once_as_soon_as_its_search_ends(
     model.decode_step = counting_step  # type: ignore[method-assign]
     passed_on: dict[int, tuple[list[Hypothesis], int]] = {}
 
-    def on_finished(sentence: int, hyps: list[Hypothesis]) -> None:
+    def on_done(sentence: int, hyps: list[Hypothesis]) -> None:
         assert sentence not in passed_on, "passed on twice"
         passed_on[sentence] = (hyps, steps)
 
     options = opts(**changes)
     generator = torch.Generator().manual_seed(options.seed or 0)
-    found = decode(model, *batch(SOURCES), options, generator=generator, on_finished=on_finished)
+    found = beam_search(model, *batch(SOURCES), options, generator=generator, on_done=on_done)
     assert sorted(passed_on) == list(range(len(SOURCES)))
     for sentence, (hyps, _) in passed_on.items():
         assert [(h.tokens, h.score) for h in hyps] == [(h.tokens, h.score) for h in found[sentence]]
     # The one-token source ends first, while the seven-token one is still being searched.
     assert passed_on[2][1] < passed_on[1][1] == steps
+
+
+# -- the length limit: the same semantics as CTranslate2 (issue 23) ---------------------------
+
+
+def test_an_output_at_the_length_limit_ends_there_without_an_eos() -> None:
+    """Before, the search forced an EOS at the limit and counted its log-probability (here
+    about -50 a sentence): CTranslate2 stops without one, and so does nmt now."""
+    model = RecurrentFake(eos_slope=0.0, eos_bias=-50.0)  # EOS all but impossible
+    src, mask = batch(SOURCES)
+    options = opts(beam_size=3, nbest=3, max_len_a=0.0, max_len_b=4, length_penalty=0.6)
+    for hyps, source in zip(beam_search(model, src, mask, options), SOURCES, strict=True):
+        for h in hyps:
+            assert len(h.tokens) == 4 and not h.ended
+            with_eos = rescore(model, source, h.tokens)
+            log_probs = [
+                step[t]
+                for step, t in zip(step_log_probs(model, source, h.tokens), h.tokens, strict=False)
+            ]
+            assert h.log_prob == pytest.approx(sum(log_probs), abs=1e-9)
+            assert h.log_prob > with_eos + 40  # no EOS paid for
+            assert h.token_log_probs == pytest.approx(log_probs, abs=1e-6)
+            assert h.score == pytest.approx(h.log_prob / length_penalty(4, 0.6))
+
+
+def step_log_probs(model: RecurrentFake, source: list[int], tokens: list[int]) -> list[Tensor]:
+    """The model's log-probabilities (V,) at each step of teacher-forcing ``tokens``."""
+    src, mask = batch([source])
+    state, steps = model.encode(src, mask), []
+    for prev in [BOS_ID, *tokens]:
+        log_probs, state = model.decode_step(torch.tensor([prev]), state)
+        steps.append(log_probs[0].tolist())
+    return steps
+
+
+def test_token_log_probs_are_the_models_and_sum_to_the_score() -> None:
+    model = RecurrentFake()
+    options = opts(beam_size=4, nbest=4, length_penalty=0.0, allow_empty=True)
+    for source, hyps in zip(SOURCES, beam_search(model, *batch(SOURCES), options), strict=True):
+        for h in hyps:
+            assert h.ended and len(h.token_log_probs) == len(h.tokens) + 1
+            steps = step_log_probs(model, source, h.tokens)
+            expected = [step[t] for step, t in zip(steps, [*h.tokens, EOS_ID], strict=True)]
+            assert h.token_log_probs == pytest.approx(expected, abs=1e-6)
+            assert sum(h.token_log_probs) == pytest.approx(h.log_prob, abs=1e-5)
+
+
+# -- steering: prefix, repetition guards, minimum length (issue 25) ---------------------------
+
+# A model that loves to repeat itself: "a" again and again, "b" now and then, rarely the end.
+LOOPS: dict[int, float] = {A: 0.6, B: 0.3, EOS_ID: 0.1}
+
+
+def repeats(tokens: list[int], n: int) -> int:
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) - len(set(grams))
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_no_repeat_ngram_size_stops_a_loop(beam_size: int) -> None:
+    options = opts(beam_size=beam_size, length_penalty=0.0, max_len_a=0.0, max_len_b=12)
+    [[looping]] = beam_search(TableModel({}, LOOPS), *one_source(), options)
+    assert looping.tokens == [A] * 12 and not looping.ended  # to the limit, one word
+    for n in (1, 2, 3):
+        [[guarded]] = beam_search(
+            TableModel({}, LOOPS), *one_source(), options.updated(no_repeat_ngram_size=n)
+        )
+        assert guarded.ended and repeats(guarded.tokens, n) == 0
+        assert len(guarded.tokens) >= n
+    [[two]] = beam_search(
+        TableModel({}, LOOPS), *one_source(), options.updated(no_repeat_ngram_size=2)
+    )
+    # a a, then (a, a) is banned: b; then a; then both (a, a) and (a, b) are taken: the end,
+    # its probability renormalised over what is left (EOS alone).
+    assert two.tokens == [A, A, B, A]
+    expected = 3 * math.log(0.6) + math.log(0.3 / 0.4) + 0.0
+    assert two.log_prob == pytest.approx(expected)
+    assert two.token_log_probs == pytest.approx([math.log(p) for p in (0.6, 0.6, 0.3, 0.6, 0.1)])
+
+
+def test_repetition_penalty_is_ctrls_rule_on_log_probabilities() -> None:
+    options = opts(beam_size=1, length_penalty=0.0, max_len_a=0.0, max_len_b=12)
+    [[guarded]] = beam_search(
+        TableModel({}, LOOPS), *one_source(), options.updated(repetition_penalty=5.0)
+    )
+    # Once written, a token's log P is multiplied by 5: after "a", 0.6 becomes 0.6^5 = 0.078,
+    # below "b" (0.3); after "a b", "b" falls to 0.3^5 and the end (0.1) wins.
+    assert guarded.tokens == [A, B] and guarded.ended
+    after_a = torch.tensor([0.6**5, 0.3, 0.1])
+    after_ab = torch.tensor([0.6**5, 0.3**5, 0.1])
+    expected = (
+        math.log(0.6)
+        + float((after_a / after_a.sum())[1].log())
+        + float((after_ab / after_ab.sum())[2].log())
+    )
+    assert guarded.log_prob == pytest.approx(expected)
+    assert guarded.token_log_probs == pytest.approx([math.log(p) for p in (0.6, 0.3, 0.1)])
+
+
+def test_minimum_length_forbids_an_early_end() -> None:
+    model = TableModel(TABLE, GOES_ON)
+    options = opts(beam_size=2, length_penalty=0.0, max_len_a=0.0, max_len_b=8)
+    [[short]] = beam_search(model, *one_source(), options)
+    assert short.tokens == [B]
+    for a, b, at_least in ((0.0, 3, 3), (1.0, 1, 4)):  # |X| = 3
+        [[longer]] = beam_search(model, *one_source(), options.updated(min_len_a=a, min_len_b=b))
+        assert len(longer.tokens) >= at_least
+
+
+def test_a_prefix_starts_every_output_then_search_goes_on() -> None:
+    model = RecurrentFake()
+    src, mask = batch(SOURCES)
+    options = opts(beam_size=3, nbest=2, length_penalty=0.0)
+    free = beam_search(model, src, mask, options)
+    prefixes = [[9, 9], [], [7], [free[3][0].tokens[0]]]
+    steered = beam_search(model, src, mask, options, prefixes=prefixes)
+    for source, prefix, hyps in zip(SOURCES, prefixes, steered, strict=True):
+        for h in hyps:
+            assert h.tokens[: len(prefix)] == prefix and h.ended
+            assert h.log_prob == pytest.approx(rescore(model, source, h.tokens), abs=1e-9)
+    assert tokens_of(steered[1]) == tokens_of(free[1])  # no prefix: as before
+    assert tokens_of(steered[3]) == tokens_of(free[3])  # the search's own first token
+    assert steered[0][0].tokens != free[0][0].tokens
+
+
+# -- hooks: the observer (a tree of the search) and the selector (constraints) ---------------
+
+
+def test_the_trace_rebuilds_every_finished_hypothesis_from_its_parent_links() -> None:
+    from nmt.decoding.trace import BeamTrace
+
+    model = RecurrentFake()
+    trace = BeamTrace()
+    options = opts(beam_size=3, nbest=3, length_penalty=0.0)
+    found = beam_search(model, *batch(SOURCES), options, observer=trace)
+    assert sorted(trace.steps) == list(range(len(SOURCES)))
+    for sentence, hyps in enumerate(found):
+        steps = trace.steps[sentence]
+        assert [s.step for s in steps] == list(range(len(steps)))
+        assert all(
+            len(s.kept) <= 3 and len(s.kept) + len(s.ended) + len(s.pruned) <= 6 for s in steps
+        )
+        assert not steps[-1].kept  # the last step ends the search
+        leaves = trace.paths(sentence, EOS_ID)
+        for h in hyps:
+            assert (h.tokens, pytest.approx(h.log_prob)) in [(t, lp) for t, lp in leaves]
+
+
+class BanAndRemember(Selector):
+    """A selector with side state per hypothesis, as constrained decoding keeps it: bans one
+    token, and follows each open beam's history through the reordering."""
+
+    def __init__(self, banned: int) -> None:
+        self.banned = banned
+        self.history: list[list[int]] = [[]]  # per row of the current layout
+        self.rows_per_step: list[int] = []
+
+    def choose(
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        if step == 0:
+            self.history = [[] for _ in range(log_probs.size(0) * log_probs.size(1))]
+        log_probs[:, :, self.banned] = -math.inf
+        return super().choose(step, active, scores, log_probs)
+
+    def reorder(self, rows: Tensor, tokens: Tensor) -> None:
+        self.history = [
+            [*self.history[r], t] for r, t in zip(rows.tolist(), tokens.tolist(), strict=True)
+        ]
+
+
+def test_a_selector_steers_the_one_loop_and_its_side_state_follows_the_beams() -> None:
+    model = RecurrentFake()
+    src, mask = batch([SOURCES[1]])
+    options = opts(beam_size=3, length_penalty=0.0, max_len_a=0.0, max_len_b=6, stopping="exact")
+    [[free]] = beam_search(model, src, mask, options)
+    banned = free.tokens[0]
+    selector = BanAndRemember(banned)
+    trace: list[Any] = []
+    [[steered]] = beam_search(model, src, mask, options, selector=selector, observer=trace.append)
+    assert banned not in steered.tokens
+    # The side state of the open beams after the last reorder equals their tokens, rebuilt
+    # from the trace's parent links.
+    beams: list[list[int]] = [[]]
+    for step in trace:
+        if step.kept:
+            beams = [[*beams[parent], token] for parent, token, _ in step.kept]
+    assert selector.history == beams and len(beams) == 3 and len(beams[0]) > 2

@@ -170,7 +170,7 @@ def test_load_a_model_directory(model_dir: Path) -> None:
     assert translation.attention is not None
     assert translation.attention.shape[:2] == (1, 2)  # one layer, two heads
     assert translation.attention.shape[2:] == (
-        len(translation.tgt_pieces) + 1,
+        len(translation.tgt_pieces) + translation.ended,  # a row for the EOS step, if any
         len(translation.src_pieces) + 1,
     )
 
@@ -233,3 +233,72 @@ def test_each_translation_is_passed_on_once_before_its_batch_ends(
     shortest = min(range(1, len(given) - 1), key=lambda i: len(tokenizer.encode(given[i])))
     assert passed_on[shortest][0] == given[shortest]
     assert passed_on[shortest][1] < steps  # while longer sentences were still searched
+
+
+def test_a_translator_built_without_max_positions_takes_the_models_own(model_dir: Path) -> None:
+    """Before, a Translator built directly (no max_positions) fed a long line whole to a model
+    that takes 12 positions, and the model raised."""
+    from nmt.models.store import load_model_dir
+
+    loaded = load_model_dir(model_dir)
+    translator = Translator(loaded.model, loaded.tokenizer)
+    assert translator.max_positions == 12
+    [[translation]] = translator.translate_nbest([LONG * 3])
+    assert translation.truncated and len(translation.src_pieces) == 11
+
+
+def test_the_one_way_in_loads_either_engine_and_refuses_others(model_dir: Path) -> None:
+    assert Translator.load(model_dir, engine="nmt").translate(["hello world"])
+    with pytest.raises(NmtError, match="engine 'fast'"):
+        Translator.load(model_dir, engine="fast")
+    with pytest.raises(NmtError, match="no such model directory"):
+        Translator.load(model_dir / "missing")
+
+
+def test_a_prefix_too_long_for_the_limit_is_one_error_naming_the_option_and_line(
+    copy_model: Any, tokenizer: Tokenizer
+) -> None:
+    translator = Translator(copy_model, tokenizer, max_positions=6)
+    with pytest.raises(NmtError, match=r"^prefix: \d+ tokens, more than the 5 .* line 1 "):
+        translator.translate(["hello", "hi"], opts(max_len_b=50, prefix=LONG))
+    with pytest.raises(NmtError, match="prefix: 1 prefixes for 2 sentences"):
+        translator.translate_nbest(["hello", "hi"], prefixes=["the"])
+    [[hello], [hi]] = translator.translate_nbest(["hello", "hi"], prefixes=["the", None])
+    assert hello.text.startswith("the") and hi.text == "hi"
+
+
+def test_alignments_follow_the_attention_and_lift_to_words(
+    copy_model: Any, tokenizer: Tokenizer
+) -> None:
+    from nmt.decoding.alignment import pharaoh, word_alignment_of
+
+    translator = Translator(copy_model, tokenizer)
+    [[copied]] = translator.translate_nbest(["she reads a book"], return_alignment=True)
+    # The copy model looks at source position t while writing target piece t.
+    assert copied.alignment == [(i, i) for i in range(len(copied.tgt_pieces))]
+    assert copied.attention is not None
+    words = word_alignment_of(copied)
+    assert pharaoh(words) == "0-0 1-1 2-2 3-3"
+    assert copied.token_log_probs and len(copied.token_log_probs) == len(copied.tokens) + 1
+
+
+def test_the_observer_sees_every_sentence_by_its_index_in_the_call(
+    copy_model: Any, tokenizer: Tokenizer, sentences: list[str]
+) -> None:
+    from nmt.decoding.trace import BeamTrace
+
+    trace = BeamTrace()
+    translator = Translator(copy_model, tokenizer)
+    found = translator.translate_nbest(
+        ["", *sentences], opts(beam_size=2, max_tokens=30), observer=trace
+    )
+    assert sorted(trace.steps) == list(range(1, len(sentences) + 1))  # not the blank line
+    for i, [best] in enumerate(found[1:], start=1):
+        leaves = trace.paths(i, copy_model_eos(translator))
+        assert best.tokens in [tokens for tokens, _ in leaves]
+
+
+def copy_model_eos(translator: Translator) -> int:
+    from nmt.decoding.search import special_ids
+
+    return special_ids(translator.model).eos
