@@ -1,17 +1,18 @@
 """LibreOffice user interface: the German gettext catalogues, msgid (English) → msgstr (German).
 
-A ``.mo`` file is read directly (the format is a small table of offsets, see the GNU gettext
-manual, "The Format of GNU MO Files"). Message contexts are dropped, a plural message gives two
-pairs (singular and plural forms), and the accelerator marks that pick a menu's hot key
-(``~Save``, ``_Open``, ``&File``) are stripped.
+A ``.mo`` file is read with polib (the gettext library nmt uses for catalogues, see
+nmt.text.documents.po). Message contexts are dropped, a plural message gives two pairs
+(singular and plural forms), and the accelerator marks that pick a menu's hot key (``~Save``,
+``_Open``, ``&File``) are stripped.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+
+import polib
 
 from nmt.data.corpus import debian
 from nmt.data.corpus.debian import Deb
@@ -23,33 +24,17 @@ log = logging.getLogger(__name__)
 PACKAGE = "libreoffice-l10n-de"
 CATALOGUE_DIR = "usr/lib/libreoffice/program/resource/de/LC_MESSAGES/"
 
-MO_MAGIC = 0x950412DE
-CONTEXT_SEPARATOR = "\x04"
-PLURAL_SEPARATOR = "\x00"
 # ``~`` anywhere; a single ``_`` or ``&`` right before a letter or digit (``&amp;`` is no mark).
 ACCELERATOR = re.compile(r"~|(?<!_)_(?=[^\W_])|&(?=[^\W_])(?!\w+;)")
 
 
-def read_mo(data: bytes) -> Iterator[tuple[str, str]]:
-    """``(msgid, msgstr)`` of every message in a ``.mo`` file, in the file's (sorted) order.
-
-    The header (empty msgid) is left out; msgids keep their context (``ctxt\\x04msgid``) and
-    plural forms their ``\\x00`` separators, as stored.
-    """
-    if len(data) < 20:
-        raise ValueError("too short for a .mo file")
-    (magic,) = struct.unpack("<I", data[:4])
-    order = "<" if magic == MO_MAGIC else ">"
-    if struct.unpack(f"{order}I", data[:4])[0] != MO_MAGIC:
-        raise ValueError("not a .mo file (bad magic number)")
-    _revision, count, ids_at, strs_at = struct.unpack(f"{order}4I", data[4:20])
-    for index in range(count):
-        id_length, id_offset = struct.unpack_from(f"{order}2I", data, ids_at + 8 * index)
-        str_length, str_offset = struct.unpack_from(f"{order}2I", data, strs_at + 8 * index)
-        msgid = data[id_offset : id_offset + id_length].decode("utf-8")
-        msgstr = data[str_offset : str_offset + str_length].decode("utf-8")
-        if msgid:
-            yield msgid, msgstr
+def read_mo(data: bytes) -> list[polib.MOEntry]:
+    """Every message of a ``.mo`` file but the header, in the file's (sorted) order."""
+    try:
+        catalogue = polib.mofile(data)
+    except (OSError, ValueError) as exc:  # polib: "Invalid mo file, magic number is incorrect"
+        raise ValueError(f"not a .mo file ({str(exc).rstrip(' !')})") from None
+    return [entry for entry in catalogue if entry.msgid]
 
 
 def strip_accelerators(text: str) -> str:
@@ -60,10 +45,13 @@ def strip_accelerators(text: str) -> str:
 def catalogue_pairs(data: bytes) -> Extracted:
     """The pairs of one catalogue: contexts dropped, plurals split, accelerators stripped."""
     out = Extracted()
-    for msgid, msgstr in read_mo(data):
-        msgid = msgid.rpartition(CONTEXT_SEPARATOR)[2]
-        en_forms = msgid.split(PLURAL_SEPARATOR)
-        de_forms = msgstr.split(PLURAL_SEPARATOR)
+    for entry in read_mo(data):
+        en_forms = [entry.msgid, entry.msgid_plural] if entry.msgid_plural else [entry.msgid]
+        de_forms = (
+            [entry.msgstr_plural[i] for i in sorted(entry.msgstr_plural)]
+            if entry.msgid_plural
+            else [entry.msgstr]
+        )
         if len(en_forms) > 1:
             # English has two forms; German's first two are the same singular and plural.
             de_forms = de_forms[:2]
@@ -86,7 +74,7 @@ def extract(debs: Mapping[str, Deb]) -> Extracted:
     for path in sorted(files):
         try:
             out.extend(catalogue_pairs(files[path]))
-        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise NmtError(f"{deb.path}: {path} is not a readable catalogue ({exc})") from None
     log.info("LibreOffice UI: %d pairs from %d catalogues", len(out.pairs), len(files))
     return out
