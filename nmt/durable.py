@@ -2,7 +2,7 @@
 
 Everything nmt writes is first written under a temporary name beside its destination (a name
 that starts with a dot), then published here: flushed to the disk, renamed into place, and the
-rename itself flushed. This module is the only place that makes temporary names or renames.
+rename itself flushed. Temporary names and renames are made here, for every writer.
 
 Replacing a directory takes two renames (the old one away, the new one in). A kill between them
 leaves no directory under the destination's name, only the old one under its hidden name
