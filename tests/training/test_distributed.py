@@ -226,17 +226,16 @@ def torchrun_train(config: Path) -> None:
 
 def test_two_processes_with_dropout_resume_exactly(toy_corpus: Path, tmp_path: Path) -> None:
     # Dropout on (the helper's 0.1): each rank draws its own masks, from its own saved state.
-    def config(run: str, max_steps: int) -> Path:
-        training = {"max_steps": max_steps, "save_every": 3, "accumulate": 1}
-        return write_config(
-            tmp_path / f"{run}-{max_steps}.yaml", toy_corpus, tmp_path / run, training=training
-        )
-
-    torchrun_train(config("whole", 6))
-    (tmp_path / "resumed").mkdir()  # the same tokenizer, so that both runs see the same ids
-    shutil.copy(tmp_path / "whole" / "tokenizer.model", tmp_path / "resumed")
-    torchrun_train(config("resumed", 3))  # stops after step 3 and its checkpoint ...
-    torchrun_train(config("resumed", 6))  # ... and goes on from there
+    training = {"max_steps": 6, "save_every": 3, "accumulate": 1, "valid_every": None}
+    torchrun_train(
+        write_config(tmp_path / "c.yaml", toy_corpus, tmp_path / "whole", training=training)
+    )
+    # The same run as if killed after its checkpoint at step 3, then resumed to step 6.
+    shutil.copytree(tmp_path / "whole", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "step-00000006")
+    torchrun_train(
+        write_config(tmp_path / "r.yaml", toy_corpus, tmp_path / "resumed", training=training)
+    )
 
     step3 = load_file(str(tmp_path / "whole" / "checkpoints/step-00000003/optimizer.safetensors"))
     assert not torch.equal(step3["rng.0.cpu"], step3["rng.1.cpu"])  # ranks seeded apart
