@@ -117,11 +117,11 @@ def made_file(tmp_path: Path, kind: str) -> Path:
 
 TRANSLATE_INPUTS = [
     ("empty", 0, None),
-    ("binary", None, "not valid UTF-8"),
+    ("binary", None, "binary.txt:1: a NUL byte: a binary file"),
     ("crlf", 2, None),
     ("bom", 2, None),
-    ("nul", 2, None),
-    ("one-megabyte-line", 1, None),
+    ("nul", None, "nul.txt:1: a NUL byte: a binary file"),
+    ("one-megabyte-line", None, "a paragraph of 1,048,590 characters, more than the limit"),
     ("directory", None, "directory"),
     ("missing", None, "No such file"),
 ]
@@ -138,11 +138,8 @@ def test_translate_input_file(
 ) -> None:
     source, out = made_file(tmp_path, kind), tmp_path / "out" / "hyp.txt"
     out.parent.mkdir()
-    # A 1 MB line is cut to max_positions; a = 0 keeps its output limit (a·|X| + b) short.
-    options = ["--max-len-a", "0"] if kind == "one-megabyte-line" else []
     outcome = run_nmt(
-        ["translate", str(material["model"]), "-i", str(source), "-o", str(out), "-q", *options],
-        capsys,
+        ["translate", str(material["model"]), "-i", str(source), "-o", str(out), "-q"], capsys
     )
     assert_nothing_half_written(tmp_path)
     if error is not None:
@@ -152,6 +149,71 @@ def test_translate_input_file(
     assert outcome.status == 0, outcome.stderr
     text = out.read_text(encoding="utf-8")
     assert len(text.splitlines()) == lines and "\r" not in text and "\ufeff" not in text
+
+
+# --- translate: documents -----------------------------------------------------------------------
+
+SRT_BROKEN_TIMING = (
+    b"1\n00:00:01,000 --> 00:00:02,000\nHello\n\n2\n00:00:0x,000 --> 00:00:04,000\nWorld\n\n"
+)
+DOCUMENTS = [
+    (
+        "bad.html",
+        b"<html><body><p>one\n<b>two</i></p></body></html>",
+        [],
+        "bad.html:2: not well-formed HTML",
+    ),
+    ("bad.xml", b"<doc>\n<p>one</q>\n</doc>", [], "bad.xml:2: not well-formed XML"),
+    ("bad.po", b'msgid "a"\nmsgstr "b"\nmsgfoo "x"\n', [], "bad.po:3: not a valid PO file"),
+    ("bad.srt", SRT_BROKEN_TIMING, [], "bad.srt:6: not valid SubRip"),
+    ("bad.vtt", b"NOT A WEBVTT FILE\n", [], "bad.vtt: not valid WebVTT"),
+    ("blob.html", bytes(range(256)), [], "blob.html:1: a NUL byte: a binary file"),
+    ("latin1.po", b'msgid "caf\xe9"\nmsgstr ""\n', [], "latin1.po:1: not valid UTF-8"),
+    ("page.docx", b"PK\x03\x04\x00\x00", [], "page.docx:1: a NUL byte"),
+    ("page.txt", b"the cat\n", ["--format", "docx"], "--format: invalid choice: 'docx'"),
+    ("page.html", b"<p>the cat</p>", ["--scores"], "--scores and --alignments read one sentence"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "options", "error"), DOCUMENTS, ids=[d[0] for d in DOCUMENTS]
+)
+def test_translate_bad_documents(
+    material: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes,
+    options: list[str],
+    error: str,
+) -> None:
+    source, out = tmp_path / name, tmp_path / "out" / f"translated-{name}"
+    source.write_bytes(content)
+    out.parent.mkdir()
+    outcome = run_nmt(
+        ["translate", str(material["model"]), "-i", str(source), "-o", str(out), *options], capsys
+    )
+    assert_refused(outcome, re.escape(error))
+    assert not out.exists()
+    assert_nothing_half_written(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".html"])
+def test_a_50_megabyte_paragraph_is_refused_with_the_limit(
+    material: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    source, out = tmp_path / f"huge{suffix}", tmp_path / "out" / f"huge{suffix}"
+    with source.open("wb") as f:  # 50 MB, one paragraph: no line break
+        f.write(b"<p>" if suffix == ".html" else b"")
+        for _ in range(50):
+            f.write(b"the big red house " * 58_255)
+    out.parent.mkdir()
+    outcome = run_nmt(
+        ["translate", str(material["model"]), "-i", str(source), "-o", str(out)], capsys
+    )
+    assert_refused(outcome, "more than the limit of")
+    assert not out.exists()
+    assert_nothing_half_written(tmp_path)
 
 
 @pytest.mark.parametrize(
