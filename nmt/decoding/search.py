@@ -221,9 +221,9 @@ class _Rules:
     """The per-row settings of one step's adjustments (N rows)."""
 
     ids: SpecialIds
-    min_lens: Tensor  # (N,)
     options: DecodingConfig
-    prefix: Tensor | None  # (N, P) forced tokens, padded with -1
+    min_lens: Tensor | None  # (N,); None once every row is past its minimum
+    prefix: Tensor | None  # (N, P) forced tokens, padded with -1; None past every prefix
     prefix_lens: Tensor | None  # (N,)
 
 
@@ -238,7 +238,7 @@ def _adjust(log_probs: Tensor, step: int, tokens: Tensor, rules: _Rules) -> tupl
     may_renormalise = (
         (options.repetition_penalty != 1.0 and step > 0)
         or 0 < options.no_repeat_ngram_size <= step
-        or (step > 0 and bool((step < rules.min_lens).any()))
+        or (step > 0 and rules.min_lens is not None)
     )
     # The model's own values, kept apart only when a guard may change them.
     model_log_probs = log_probs.clone() if may_renormalise else log_probs
@@ -262,9 +262,8 @@ def _adjust(log_probs: Tensor, step: int, tokens: Tensor, rules: _Rules) -> tupl
         if rows.numel():
             log_probs[rows, grams[rows, where, n - 1]] = -math.inf
             changed = True
-    below_minimum = step < rules.min_lens  # (N,)
-    if below_minimum.any():
-        log_probs[below_minimum, ids.eos] = -math.inf
+    if rules.min_lens is not None:
+        log_probs[step < rules.min_lens, ids.eos] = -math.inf
         # At the first step every candidate of a sentence extends the same beam, so
         # renormalising would shift them all alike: it is skipped, and scores stay the model's.
         changed = changed or step > 0
@@ -358,8 +357,9 @@ def beam_search(
       α > 0; Kasai et al., 2022): p > 1 searches longer, and even p = 1 may wait for endings
       that an unsure model never ranks among its k best, up to the limit.
 
-    Greedy search is this loop with k = 1: a separate greedy loop was measured no faster
-    (docs/decoding.md, "One search loop").
+    Greedy search is this loop with k = 1: at the paper's base size it runs as fast as the
+    separate greedy loop it replaced; on a tiny model its bookkeeping shows (docs/decoding.md,
+    "One search loop").
     """
     options = options or DecodingConfig()
     if selector is None:
@@ -373,6 +373,8 @@ def beam_search(
     limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, max_len_cap)  # (B,)
     min_lens = min_lengths(src_mask, options, limits)  # (B,)
     prefix = _prefix_tensor(prefixes, device)
+    min_steps = int(min_lens.max())  # steps at which some row may not end yet
+    prefix_steps = 0 if prefix is None else prefix[0].size(1)  # steps some row is forced at
     for sentence in (limits == 0).nonzero().squeeze(1).tolist():
         finished[sentence] = [Hypothesis([], 0.0, 0.0)]  # the empty output a limit of 0 demands
         if on_done is not None:
@@ -408,13 +410,14 @@ def beam_search(
     for step in range(int(limits.max())):
         num_active = active.numel()
         log_probs, state = model.decode_step(tokens[:, -1], state)
-        rows_of = active.repeat_interleave(k)  # (A·k,) sentence of each row
+        # Per-row settings only for the steps that need them (they cost at every step).
+        rows_of = active.repeat_interleave(k) if step < min_steps or step < prefix_steps else None
         rules = _Rules(
             ids,
-            min_lens[rows_of],
             options,
-            None if prefix is None else prefix[0][rows_of],
-            None if prefix is None else prefix[1][rows_of],
+            min_lens[rows_of] if rows_of is not None and step < min_steps else None,
+            prefix[0][rows_of] if prefix is not None and rows_of is not None else None,
+            prefix[1][rows_of] if prefix is not None and rows_of is not None else None,
         )
         log_probs, model_log_probs = _adjust(log_probs, step, tokens, rules)  # (A·k, V) each
         vocab_size = log_probs.size(-1)
@@ -486,14 +489,21 @@ def beam_search(
         keep = (~done).nonzero().squeeze(1)  # (A',)
         if keep.numel() == 0:
             break
-        rows = (keep[:, None] * k + beam[keep]).view(-1)  # (A'·k,) rows of the current layout
-        state = state.select(rows)
-        new_tokens = token[keep].view(-1)
+        chosen_lp = top_token_lp.gather(1, pick)
+        if k == 1 and keep.numel() == num_active:
+            # A beam of one that keeps every row (most greedy steps): the layout stays, and
+            # selecting every row would copy the decoder's caches for nothing.
+            rows, new_tokens = keep, token.view(-1)
+        else:
+            rows = (keep[:, None] * k + beam[keep]).view(-1)  # (A'·k,) rows of this layout
+            state = state.select(rows)
+            new_tokens = token[keep].view(-1)
+            tokens, token_log_probs = tokens[rows], token_log_probs[rows]
+            chosen_lp, open_scores, active = chosen_lp[keep], open_scores[keep], active[keep]
         selector.reorder(rows, new_tokens)
-        tokens = torch.cat([tokens[rows], new_tokens[:, None]], dim=1)
-        chosen_lp = top_token_lp.gather(1, pick)[keep].view(-1, 1)
-        token_log_probs = torch.cat([token_log_probs[rows], chosen_lp], dim=1)
-        scores, active = open_scores[keep], active[keep]
+        tokens = torch.cat([tokens, new_tokens[:, None]], dim=1)
+        token_log_probs = torch.cat([token_log_probs, chosen_lp.view(-1, 1)], dim=1)
+        scores = open_scores
     return finished
 
 
