@@ -109,7 +109,7 @@ bottleneck_runs = {
         reverse,
         gru | {"attention": attention},
         steps=steps,
-        vocab_size=60,
+        vocab_size=150,  # whole words as pieces: the search tree below reads as words
         max_tokens=600 if kit.FAST else 1500,
         peak_lr=3e-3,
         warmup=10 if kit.FAST else 50,
@@ -183,7 +183,7 @@ for beam in (1, 4):
 
 # %%
 trace = BeamTrace()
-sentence = sources[0] if kit.FAST else "the dog sees a red car near the river"
+sentence = "the old dog sees a red car"
 # Outputs here are as long as their source: a limit of |X| + 2 keeps the tree readable.
 options = DecodingConfig(beam_size=3, length_penalty=0.0, max_len_a=1.0, max_len_b=2)
 [[best]] = translator.translate_nbest([sentence], options, observer=trace)
@@ -191,7 +191,7 @@ pieces = translator.tokenizer.pieces()
 eos = translator.model.eos_id
 print(f"{sentence!r} → {best.text!r} (log P {best.score:.2f})")
 
-fig, ax = plt.subplots(figsize=(14, 6))
+fig, ax = plt.subplots(figsize=(12, 5))
 previous_y = [0.0]  # y of each open beam of the previous step; the root is BOS
 ax.scatter([-1], [0], color="black")
 ax.annotate("<s>", (-1, 0), textcoords="offset points", xytext=(-10, 8))
@@ -207,15 +207,15 @@ for step in trace.steps[0]:
         color = {"kept": "tab:blue", "ended": "tab:green", "pruned": "lightgrey"}[kind]
         ax.plot([step.step - 1, step.step], [previous_y[parent], y], color=color, lw=1)
         ax.scatter([step.step], [y], color=color, zorder=3)
-        text = "</s>" if token == eos else pieces[token]
-        ax.annotate(
-            f"{text} {log_prob:.1f}",
-            (step.step, y),
-            textcoords="offset points",
-            xytext=(4, 4),
-            fontsize=8,
-            color="black" if kind != "pruned" else "grey",
-        )
+        if kind != "pruned":  # pruned candidates: grey points, unlabelled
+            text = "</s>" if token == eos else pieces[token]
+            ax.annotate(
+                f"{text} {log_prob:.1f}",
+                (step.step, y),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
         ys[(kind, parent, token)] = y
     previous_y = [ys[("kept", parent, token)] for parent, token, _ in step.kept]
 ax.set_xlabel("step")

@@ -112,7 +112,7 @@ for name, model in models.items():
         data,
         model,
         steps=steps,
-        vocab_size=60,
+        vocab_size=150,  # whole words as pieces: one row and column a word
         max_tokens=600 if kit.FAST else 1500,
         warmup=10 if kit.FAST else 50,
     )
