@@ -105,3 +105,14 @@ def test_an_over_long_sentence_is_cut_and_every_piece_translated(translator: Tra
     assert " ".join(pieces) == sentence  # cut at clause boundaries, nothing left out
     [out] = translate_text(translator, [sentence], options=OPTIONS)
     assert out == " ".join(translator.translate(pieces, OPTIONS))
+
+
+def test_the_documented_python_snippet_runs(
+    trained_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "documents.md").read_text(encoding="utf-8")
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "runs/quickstart/averaged" in snippet
+    exec(snippet.replace("runs/quickstart/averaged", str(trained_model_dir)), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("['") and "<b>" in printed and "</b>" in printed
