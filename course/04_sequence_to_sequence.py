@@ -102,7 +102,7 @@ reverse = kit.toy_corpus(
 )
 size = {"embed_dim": 32, "hidden_size": 48} if kit.FAST else {"embed_dim": 64, "hidden_size": 128}
 gru = {"arch": "rnn", "cell": "gru", "dropout": 0.0, "share_embeddings": True, **size}
-steps = 20 if kit.FAST else 300
+steps = 20 if kit.FAST else 600
 bottleneck_runs = {
     attention: kit.train_model(
         work / f"gru-{attention}",
