@@ -7,7 +7,7 @@ producing now. Beam search asks :func:`select` for each step's candidates in pla
 top-k; :func:`select` works in four steps for every sentence:
 
 1. EOS is forbidden to a hypothesis that has not produced all its phrases, so every
-   hypothesis that ends meets its constraints, except at the length limit (below).
+   hypothesis that ends with EOS meets its constraints (for the length limit, see below).
 2. Candidates: the usual 2k best extensions over all beams, plus every beam's best token, plus
    every beam's tokens that would advance a constraint (the next token of the phrase it is in,
    else the first token of each phrase it lacks), however improbable.
@@ -28,8 +28,8 @@ At the length limit beam search ends the k first candidates without an EOS, cons
 not. Where one of them meets every constraint, only those that do end: a hypothesis that never
 met them cannot win on its score alone. A sentence none of whose hypotheses could meet them all
 within ``max_len`` tokens still ends, with the best hypotheses it has, which lack a term (the
-Translator warns about it). Terms longer than the limit are refused
-before search starts (nmt.decoding.glossary).
+Translator warns about it). Terms longer than the limit are refused before search starts
+(nmt.decoding.glossary).
 
 :class:`ConstrainedSelector` is how beam search uses all this: its ``choose`` and ``reorder``
 (nmt.decoding.search's selection hook) keep one state per open hypothesis, in the beams' order.
