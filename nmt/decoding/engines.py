@@ -197,6 +197,22 @@ class CTranslate2Translator(Translator):
             raise NmtError(f"{ct2_dir}: CTranslate2 cannot load it ({exc})") from None
 
     @classmethod
+    def load(
+        cls,
+        model_dir: Path | str | Sequence[Path | str],
+        *,
+        engine: str = "ctranslate2",
+        int8: bool = False,
+        device: str = "cpu",
+        threads: int | None = None,
+        parallel: int = 1,
+    ) -> Translator:
+        """Translator.load, with CTranslate2 as the engine unless told otherwise."""
+        return Translator.load(
+            model_dir, engine=engine, int8=int8, device=device, threads=threads, parallel=parallel
+        )
+
+    @classmethod
     def from_model_dir(
         cls,
         model_dir: Path,

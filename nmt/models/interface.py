@@ -40,7 +40,11 @@ class DecoderState(Protocol):
 
 @runtime_checkable
 class Seq2SeqModel(Protocol):
-    """What every translation model offers to training and to search."""
+    """What every translation model offers to training and to search.
+
+    A model may also say how long a sequence it takes, as ``max_positions`` or
+    ``config.max_positions``: a Translator built on it truncates longer sources to that.
+    """
 
     pad_id: int
     bos_id: int  # the decoder's start token

@@ -464,3 +464,11 @@ def test_the_engine_resolves_and_fingerprints_the_model_once(
     )
     Translator.load(model_dir, engine="ctranslate2")
     assert calls == {"resolve": 1, "fingerprint": 1}
+
+
+def test_the_engine_class_loads_its_own_engine(trained_model_dir: Path, tmp_path: Path) -> None:
+    """CTranslate2Translator.load (benchmarks call it) must not fall back to nmt's search."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir, ignore=shutil.ignore_patterns(".ct2-*"))
+    assert isinstance(CTranslate2Translator.load(model_dir), CTranslate2Translator)
+    assert not isinstance(Translator.load(model_dir), CTranslate2Translator)
