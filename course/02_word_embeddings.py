@@ -163,7 +163,8 @@ for name, extra in (("random init", {}), ("skip-gram init", {"src_vectors": str(
         steps=budget,
         vocab_size=150 if kit.FAST else 8000,  # fast: large enough for whole-word pieces
         max_tokens=600 if kit.FAST else 1500,
-        training={"valid_every": max(budget // 3, 1), "valid_max_sentences": 20},
+        training={"valid_every": max(budget // 4, 1), "valid_max_sentences": 20},
+        tokenizer_from=None if not ppl else work / "random-init",  # one vocabulary for both
     )
     if extra:  # how much of the vocabulary the file covered
         pieces = load_model_dir(model_dir).tokenizer.pieces()

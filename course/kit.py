@@ -24,6 +24,8 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 from nmt.config import config_from_dict
+from nmt.data.tokenizer import TOKENIZER_FILE
+from nmt.experiments.table3 import install_tokenizer
 from nmt.training.train import train
 
 FAST = os.environ.get("NMT_COURSE_FAST") == "1"
@@ -148,9 +150,14 @@ def train_model(
     max_tokens: int = 2000,
     data: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    tokenizer_from: Path | None = None,
 ) -> Path:
     """Train ``model`` (a config's model section) on ``data_dir`` with nmt's loop for ``steps``
-    updates (or ``minutes`` of training, whichever comes first); return its model directory."""
+    updates (or ``minutes`` of training, whichever comes first); return its model directory.
+    ``tokenizer_from``: a run folder whose tokenizer this run shares (trained once, as `nmt
+    experiment table3` shares one across its cells), instead of training its own."""
+    if tokenizer_from is not None:
+        install_tokenizer(tokenizer_from / TOKENIZER_FILE, run_dir)
     tree = {
         "data": {"dir": str(data_dir), "vocab_size": vocab_size, "max_len": 100, **(data or {})},
         "model": model,
