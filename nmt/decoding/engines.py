@@ -160,6 +160,8 @@ class CTranslate2Translator(Translator):
     (``model`` is absent) and no attention (``return_attention`` gives None).
     """
 
+    engine_name = "ctranslate2"  # what CTranslate2Translator.load loads (benchmarks call it)
+
     def __init__(
         self,
         ct2_dir: Path,
@@ -195,22 +197,6 @@ class CTranslate2Translator(Translator):
             )
         except (RuntimeError, ValueError) as exc:
             raise NmtError(f"{ct2_dir}: CTranslate2 cannot load it ({exc})") from None
-
-    @classmethod
-    def load(
-        cls,
-        model_dir: Path | str | Sequence[Path | str],
-        *,
-        engine: str = "ctranslate2",
-        int8: bool = False,
-        device: str = "cpu",
-        threads: int | None = None,
-        parallel: int = 1,
-    ) -> Translator:
-        """Translator.load, with CTranslate2 as the engine unless told otherwise."""
-        return Translator.load(
-            model_dir, engine=engine, int8=int8, device=device, threads=threads, parallel=parallel
-        )
 
     @classmethod
     def from_model_dir(

@@ -100,6 +100,8 @@ class Translator:
     model directory: its config's ``decoding`` section).
     """
 
+    engine_name = "nmt"  # what Translator.load loads unless told otherwise
+
     def __init__(
         self,
         model: Seq2SeqModel,
@@ -124,7 +126,7 @@ class Translator:
         cls,
         model_dir: Path | str | Sequence[Path | str],
         *,
-        engine: str = "nmt",
+        engine: str | None = None,
         int8: bool = False,
         device: str = "cpu",
         threads: int | None = None,
@@ -136,16 +138,16 @@ class Translator:
 
         ``engine``: who searches, ``nmt`` (``int8``: its linear layers quantized,
         nmt.models.quantize) or ``ctranslate2`` on a cached conversion (``int8``: int8
-        weights and matmuls), nmt.decoding.engines. ``threads``: CPU threads for the search
-        (None: the engine's default; for nmt, PyTorch's process-wide setting). ``parallel``:
-        how many calls may run at once from different threads (CTranslate2 keeps a replica
-        for each; nmt's model is shared, read-only)."""
+        weights and matmuls), nmt.decoding.engines; None: this class's own. ``threads``: CPU
+        threads for the search (None: the engine's default; for nmt, PyTorch's process-wide
+        setting). ``parallel``: how many calls may run at once from different threads
+        (CTranslate2 keeps a replica for each; nmt's model is shared, read-only)."""
         from nmt.decoding.engines import load_engine
 
         dirs = [model_dir] if isinstance(model_dir, str | Path) else list(model_dir)
         return load_engine(
             [Path(d) for d in dirs],
-            engine=engine,
+            engine=engine or cls.engine_name,
             int8=int8,
             device=device,
             threads=threads,
