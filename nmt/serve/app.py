@@ -1,8 +1,10 @@
 """The HTTP service: FastAPI routes over one batching worker, run by uvicorn.
 
 Routes: ``POST /v1/translate``, ``GET /health``, ``GET /v1/model``, the attention page at ``/``,
-OpenAPI at ``/docs`` and ``/openapi.json``. The event loop parses, checks limits (counting
-subwords with the tokenizer, which is quick) and awaits the worker; it never runs the model.
+OpenAPI at ``/docs`` and ``/openapi.json``, and LibreTranslate's API (libretranslate.py). The
+event loop parses, checks limits (counting subwords with the tokenizer, which is quick) and
+awaits the worker; it never runs the model. Texts are split into sentences and put back
+together around the worker (texts.py).
 
 Shutdown (SIGTERM or Ctrl-C): uvicorn stops accepting connections and waits for the requests in
 flight; then the lifespan's exit stops the worker, which first translates everything queued.
@@ -13,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import Future
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -29,32 +32,32 @@ from safetensors import safe_open
 
 from nmt.config import DecodingConfig, load_config
 from nmt.data.tokenizer import Tokenizer, load_tokenizer
+from nmt.decoding.alignment import pharaoh, word_alignment_of
+from nmt.decoding.trace import BeamTrace
 from nmt.decoding.translator import Translation
 from nmt.errors import NmtError
+from nmt.serve.libretranslate import ROUTES as LIBRETRANSLATE_ROUTES
+from nmt.serve.libretranslate import add_libretranslate_routes
 from nmt.serve.limits import (
     BodySizeLimit,
     LimitExceeded,
     ServeSettings,
     check_beam_size,
-    check_sizes,
-    check_subwords,
 )
 from nmt.serve.schema import (
     AttentionMap,
     Health,
     Hypothesis,
     ModelInfo,
+    SentenceResult,
+    TokenScore,
+    TraceStep,
     TranslateRequest,
     TranslateResponse,
     TranslationResult,
 )
-from nmt.serve.worker import (
-    BatchingWorker,
-    NbestTranslator,
-    Result,
-    ShuttingDown,
-    model_threads,
-)
+from nmt.serve.texts import InvalidField, TextTranslator, TranslatedText
+from nmt.serve.worker import BatchingWorker, NbestTranslator, model_threads
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,9 @@ def create_app(
         workers=workers,
         fill_wait=settings.fill_wait,
     )
+    texts = TextTranslator(
+        worker, translator, tokenizer=tokenizer, language=info.src_lang, limits=limits
+    )
     page = resources.files("nmt.serve").joinpath("page", "index.html").read_text("utf-8")
 
     @asynccontextmanager
@@ -100,7 +106,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.worker = worker
-    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=limits.max_body_bytes, plain_error_paths=LIBRETRANSLATE_ROUTES
+    )
 
     @app.exception_handler(LimitExceeded)
     async def limit_exceeded(request: Request, exc: LimitExceeded) -> JSONResponse:
@@ -112,42 +120,43 @@ def create_app(
         errors = [{k: e[k] for k in ("type", "loc", "msg")} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
+    @app.exception_handler(InvalidField)
+    async def invalid_field(request: Request, exc: InvalidField) -> JSONResponse:
+        detail = [{"type": "value_error", "loc": list(exc.loc), "msg": exc.msg}]
+        return JSONResponse({"detail": detail}, status_code=exc.status_code)
+
     @app.post("/v1/translate", response_model_exclude_none=True)
     async def translate(request: TranslateRequest, http: Request) -> TranslateResponse:
-        """Translate ``texts`` with the given decoding options (the rest: the model's)."""
-        check_sizes(request.texts, limits)
-        nonblank = [text for text in request.texts if text.strip()]
-        lengths = [len(ids) for ids in tokenizer.encode_batch(nonblank)] if nonblank else []
-        check_subwords(lengths, limits)
-        if request.attention and info.engine != "nmt":
-            msg = f"the {info.engine} engine returns no attention weights; serve with --engine nmt"
-            raise HTTPException(
-                422, [{"type": "value_error", "loc": ["body", "attention"], "msg": msg}]
-            )
+        """Translate ``texts`` (each split into sentences) with the given decoding options
+        (the rest: the model's)."""
+        for wanted in ("attention", "trace"):
+            if getattr(request, wanted) and info.engine != "nmt":
+                msg = (
+                    f"{wanted}: the {info.engine} engine has none to give; serve with --engine nmt"
+                )
+                raise InvalidField(("body", wanted), msg)
+        prepared = texts.prepare(request.texts, format=request.format, field="texts")
         options = merged_options(defaults, request.given_options())
         if not options.sampling:
             check_beam_size(options.beam_size, limits)
-        try:
-            future = worker.submit(
-                request.texts,
-                options,
-                attention=request.attention,
-                num_tokens=sum(lengths) + len(lengths),  # + an EOS each
-            )
-        except ShuttingDown as exc:
-            raise HTTPException(503, str(exc)) from None
-        try:
-            results = await answer_unless_hung_up(future, http)
-        except ClientGone:
-            raise HTTPException(CLIENT_GONE, "the client hung up") from None
-        except NmtError as exc:
-            detail = [{"type": "value_error", "loc": ["body"], "msg": str(exc)}]
-            raise HTTPException(422, detail) from None
-        except Exception as exc:  # logged by the worker; the server goes on
-            raise HTTPException(500, f"translation failed: {type(exc).__name__}: {exc}") from None
-        return TranslateResponse(
-            translations=[result_of(nbest, attention=request.attention) for nbest in results]
+        trace = BeamTrace() if request.trace else None
+        translated = await texts.translate(
+            prepared,
+            options,
+            http,
+            field="texts",
+            attention=request.attention,
+            alignment=request.alignments,
+            observer=trace,
         )
+        shown = Shown(request.attention, request.scores, request.alignments, trace)
+        if trace is not None:
+            shown.pieces = tokenizer.pieces()
+        results, first = [], 0
+        for text in translated:
+            results.append(shown.text_result(text, first_sentence=first))
+            first += len(text.sentences)
+        return TranslateResponse(translations=results)
 
     @app.get("/health")
     async def health() -> Health:
@@ -168,67 +177,90 @@ def create_app(
     async def index() -> str:
         return page
 
+    add_libretranslate_routes(app, texts=texts, info=info, settings=settings)
     return app
-
-
-class ClientGone(Exception):
-    """The client closed its connection before its answer was ready."""
-
-
-CLIENT_GONE = 499  # nginx's "client closed request": logged, never seen by the client
-
-
-async def answer_unless_hung_up(future: Future[Result], request: Request) -> Result:
-    """The worker's answer to ``request``; if its client hangs up first, the job is cancelled
-    (the worker skips it if its batch has not begun) and ClientGone is raised.
-
-    uvicorn does not cancel a handler whose client left: it only answers the next ``receive()``
-    with ``http.disconnect``. Once the body is read, that call waits for exactly this.
-    """
-    answer = asyncio.wrap_future(future)
-    hung_up = asyncio.ensure_future(_disconnect(request))
-    either: set[asyncio.Future[Any]] = {answer, hung_up}
-    try:
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        hung_up.cancel()
-    if not answer.done():
-        answer.cancel()  # wrap_future passes the cancellation on to the worker's future
-        raise ClientGone
-    return answer.result()
-
-
-async def _disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def merged_options(defaults: DecodingConfig, given: dict[str, Any]) -> DecodingConfig:
     """The server's defaults with a request's options, validated together by DecodingConfig
-    (so nbest > beam_size fails although each value alone is in range)."""
+    (so nbest > beam_size fails although each value alone is in range). The merge is the
+    command line's (DecodingConfig.merged): an explicit null takes the default's value away."""
+    from nmt.config import UNSET
+
+    changes = {name: UNSET if value is None else value for name, value in given.items()}
     try:
-        return DecodingConfig.model_validate({**defaults.model_dump(), **given})
+        return DecodingConfig.model_validate(defaults.merged(changes))
     except ValidationError as exc:
         raise RequestValidationError(
             [{"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         ) from None
 
 
-def result_of(nbest: list[Translation], *, attention: bool) -> TranslationResult:
-    best = nbest[0]
-    return TranslationResult(
-        text=best.text,
-        score=best.score,
-        truncated=best.truncated,
-        hypotheses=[
-            Hypothesis(
-                text=t.text,
-                score=t.score,
-                attention=attention_map(t) if attention else None,
-            )
-            for t in nbest
-        ],
-    )
+@dataclass
+class Shown:
+    """What a response shows besides the text: attention, token scores, alignments, a trace."""
+
+    attention: bool
+    scores: bool
+    alignments: bool
+    trace: BeamTrace | None
+    pieces: list[str] = field(default_factory=list)  # the vocabulary, to name traced tokens
+
+    def text_result(self, text: TranslatedText, *, first_sentence: int) -> TranslationResult:
+        """``first_sentence``: the index of the text's first sentence in its job."""
+        sentences = [
+            self.sentence_result(source, nbest, first_sentence + i)
+            for i, (source, nbest) in enumerate(zip(text.sentences, text.nbests, strict=True))
+        ]
+        return TranslationResult(
+            text=text.text,
+            score=sum(s.score for s in sentences),
+            truncated=any(s.truncated for s in sentences),
+            sentences=sentences,
+        )
+
+    def sentence_result(self, source: str, nbest: list[Translation], index: int) -> SentenceResult:
+        best = nbest[0]
+        return SentenceResult(
+            source=source,
+            text=best.text,
+            score=best.score,
+            truncated=best.truncated,
+            hypotheses=[self.hypothesis(t) for t in nbest],
+            trace=self.trace_of(index) if self.trace is not None else None,
+        )
+
+    def hypothesis(self, t: Translation) -> Hypothesis:
+        return Hypothesis(
+            text=t.text,
+            score=t.score,
+            attention=attention_map(t) if self.attention else None,
+            tokens=token_scores(t) if self.scores else None,
+            alignment=(pharaoh(word_alignment_of(t)) if t.tokens else "")
+            if self.alignments
+            else None,
+        )
+
+    def trace_of(self, index: int) -> list[TraceStep]:
+        assert self.trace is not None
+        steps = self.trace.steps.get(index, [])
+
+        def named(entries: list[tuple[int, int, float]]) -> list[tuple[int, str, float]]:
+            return [(parent, self.pieces[token], log_prob) for parent, token, log_prob in entries]
+
+        return [
+            TraceStep(kept=named(s.kept), ended=named(s.ended), pruned=named(s.pruned))
+            for s in steps
+        ]
+
+
+def token_scores(t: Translation) -> list[TokenScore]:
+    """Each output piece (and the EOS, if the output has one) with its probability."""
+    pieces = [*t.tgt_pieces, EOS_PIECE][: len(t.token_log_probs)]
+    return [
+        TokenScore(piece=piece, prob=round(math.exp(log_prob), WEIGHT_DECIMALS))
+        for piece, log_prob in zip(pieces, t.token_log_probs, strict=True)
+    ]
 
 
 def attention_map(translation: Translation) -> AttentionMap | str:

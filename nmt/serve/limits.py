@@ -7,8 +7,8 @@ other option out of range. Every such error has the shape of FastAPI's validatio
 the limit's name and value, so a client handles one format::
 
     {"detail": [{"type": "limit_exceeded", "loc": ["body", "texts", 3],
-                 "msg": "text 3 has 2,412 characters; the limit is 2,000",
-                 "limit": "max_chars", "value": 2000}]}
+                 "msg": "texts[3]: 12,412 characters; the limit is 10,000",
+                 "limit": "max_chars", "value": 10000}]}
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_chars: int = Field(2000, ge=1)
-    """Characters per text."""
-    max_subwords: int = Field(256, ge=1)
-    """Subword tokens per text. A text within it but longer than the model's own limit is
-    translated in part, and its result says ``"truncated": true``."""
+    max_chars: int = Field(10_000, ge=1)
+    """Characters per text (a text is a paragraph or more: it is split into sentences)."""
+    max_subwords: int = Field(2048, ge=1)
+    """Subword tokens per text, all its sentences together. A sentence longer than the model
+    takes is cut into pieces, each translated (nmt.text)."""
     max_texts: int = Field(64, ge=1)
     """Texts per request."""
     max_body_bytes: int = Field(1_000_000, ge=1)
@@ -58,6 +58,9 @@ class ServeSettings(BaseModel):
     fill_wait: float = Field(0.3, ge=0.0, le=1.0)
     """With several model threads: how long (a fraction of its last batch's time) a thread
     waits for its share of the clients before translating fewer."""
+    api_keys: list[str] = Field(default_factory=list)
+    """Keys LibreTranslate's routes accept in ``api_key``; empty: every request, with a key
+    or without (the key is then ignored)."""
     limits: Limits = Limits()
 
 
@@ -101,15 +104,15 @@ def body_too_large(max_bytes: int, size: str) -> LimitExceeded:
     )
 
 
-def check_sizes(texts: list[str], limits: Limits) -> None:
+def check_sizes(texts: list[str], limits: Limits, *, field: str = "texts") -> None:
     """Texts per request and characters per text (subwords need the tokenizer: see
-    :func:`check_subwords`)."""
+    :func:`check_subwords`); ``field``: the request's name for the texts."""
     if len(texts) > limits.max_texts:
         raise LimitExceeded(
             limit="max_texts",
             value=limits.max_texts,
-            msg=f"the request has {len(texts):,} texts; the limit is {limits.max_texts:,}",
-            loc=("body", "texts"),
+            msg=f"{field}: the request has {len(texts):,} texts; the limit is {limits.max_texts:,}",
+            loc=("body", field),
             status_code=413,
         )
     for i, text in enumerate(texts):
@@ -117,21 +120,21 @@ def check_sizes(texts: list[str], limits: Limits) -> None:
             raise LimitExceeded(
                 limit="max_chars",
                 value=limits.max_chars,
-                msg=f"text {i} has {len(text):,} characters; the limit is {limits.max_chars:,}",
-                loc=("body", "texts", i),
+                msg=f"{field}[{i}]: {len(text):,} characters; the limit is {limits.max_chars:,}",
+                loc=("body", field, i),
                 status_code=413,
             )
 
 
-def check_subwords(lengths: list[int], limits: Limits) -> None:
+def check_subwords(lengths: list[int], limits: Limits, *, field: str = "texts") -> None:
     """Subword tokens per text, given each text's length in subwords."""
     for i, length in enumerate(lengths):
         if length > limits.max_subwords:
             raise LimitExceeded(
                 limit="max_subwords",
                 value=limits.max_subwords,
-                msg=f"text {i} has {length:,} subwords; the limit is {limits.max_subwords:,}",
-                loc=("body", "texts", i),
+                msg=f"{field}[{i}]: {length:,} subwords; the limit is {limits.max_subwords:,}",
+                loc=("body", field, i),
                 status_code=413,
             )
 
@@ -154,9 +157,12 @@ class BodySizeLimit:
     it arrives and refused when it passes the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, plain_error_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.plain_error_paths = plain_error_paths  # answered {"error": msg} (LibreTranslate's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,9 +170,12 @@ class BodySizeLimit:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await body_too_large(self.max_bytes, f"{int(declared):,}").response()(
-                scope, receive, send
-            )
+            error = body_too_large(self.max_bytes, f"{int(declared):,}")
+            if scope["path"] in self.plain_error_paths:
+                response = JSONResponse({"error": error.msg}, status_code=error.status_code)
+            else:
+                response = error.response()
+            await response(scope, receive, send)
             return
         received = 0
 

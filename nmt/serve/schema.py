@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from nmt.config import DecodingConfig
 from nmt.serve.limits import ServeSettings
+from nmt.text import Format
 
 # DecodingConfig fields a request may not set.
 SERVER_SIDE_OPTIONS = frozenset({"max_tokens"})
@@ -47,14 +48,40 @@ DecodingOptions = create_model(
 class TranslateRequest(DecodingOptions):
     """Texts to translate, with decoding options for all of them."""
 
-    texts: list[str] = Field(min_length=1, description="one sentence (or line) each")
+    texts: list[str] = Field(
+        min_length=1,
+        description="paragraphs or whole texts: each is split into sentences, every sentence "
+        "translated, and the translations put back with the text's own spacing and lines",
+    )
+    format: Format = Field(
+        "text",
+        description='"text": every line break ends a sentence; "html" / "xml": a fragment whose '
+        "inline tags come back around the words they belong to (placed by word alignment)",
+    )
     attention: bool = Field(
         False, description="also return the cross-attention of every layer and head"
+    )
+    scores: bool = Field(
+        False, description="also return each output piece with its probability (and the EOS's)"
+    )
+    alignments: bool = Field(
+        False,
+        description='also return word alignments in Pharaoh format ("0-0 1-2": source word '
+        "- target word, 0-based), read off the cross-attention",
+    )
+    trace: bool = Field(
+        False,
+        description="also return the beam search of every sentence, step by step: the "
+        "hypotheses kept, ended and pruned, with their parents and log-probabilities "
+        "(nmt engine only; such a request is searched alone)",
     )
 
     def given_options(self) -> dict[str, Any]:
         """The decoding options this request set explicitly (null included)."""
-        return self.model_dump(exclude_unset=True, exclude={"texts", "attention"})
+        return self.model_dump(exclude_unset=True, exclude=set(REQUEST_ONLY_FIELDS))
+
+
+REQUEST_ONLY_FIELDS = ("texts", "format", "attention", "scores", "alignments", "trace")
 
 
 class AttentionMap(BaseModel):
@@ -70,21 +97,49 @@ class AttentionMap(BaseModel):
     weights: list[list[list[list[float]]]]
 
 
+class TokenScore(BaseModel):
+    piece: str = Field(description='a target subword; "</s>" for the end of the sentence')
+    prob: float = Field(description="its probability given the source and the pieces before")
+
+
 class Hypothesis(BaseModel):
     text: str
     score: float = Field(description="log-probability with the length penalty (search's score)")
     attention: AttentionMap | Literal["none"] | None = Field(
         None, description='with "attention": true; "none" for a model without attention'
     )
+    tokens: list[TokenScore] | None = Field(None, description='with "scores": true')
+    alignment: str | None = Field(
+        None, description='with "alignments": true: Pharaoh pairs "source-target" of words'
+    )
+
+
+class TraceStep(BaseModel):
+    """One step of a sentence's beam search. Each entry is [parent, piece, log-probability]:
+    ``parent`` indexes the previous step's ``kept`` (0 at the first step)."""
+
+    kept: list[tuple[int, str, float]] = Field(description="the open beams after this step")
+    ended: list[tuple[int, str, float]] = Field(description="hypotheses finished this step")
+    pruned: list[tuple[int, str, float]] = Field(description="candidates that fell out")
+
+
+class SentenceResult(BaseModel):
+    source: str = Field(description="the sentence as the model read it")
+    text: str = Field(description="its best translation")
+    score: float
+    truncated: bool = Field(
+        description="the sentence was longer than the model accepts and only its start was "
+        "used (a text's long sentences are cut into pieces first, so this is rare)"
+    )
+    hypotheses: list[Hypothesis] = Field(description="the n-best list, best first")
+    trace: list[TraceStep] | None = Field(None, description='with "trace": true')
 
 
 class TranslationResult(BaseModel):
-    text: str = Field(description="the best translation")
-    score: float
-    truncated: bool = Field(
-        description="the source was longer than the model accepts and only its start was used"
-    )
-    hypotheses: list[Hypothesis] = Field(description="the n-best list, best first")
+    text: str = Field(description="the text translated: its sentences' best translations")
+    score: float = Field(description="the sum of its sentences' scores")
+    truncated: bool = Field(description="some sentence was truncated (see sentences)")
+    sentences: list[SentenceResult] = Field(description="what each sentence gave, in order")
 
 
 class TranslateResponse(BaseModel):

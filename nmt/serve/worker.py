@@ -46,11 +46,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import torch
 
 from nmt.config import DecodingConfig
+from nmt.decoding.search import Observer
 from nmt.decoding.translator import Translation, TranslationDone
 from nmt.device import check_device
 from nmt.errors import NmtError
@@ -70,17 +71,23 @@ class NbestTranslator(Protocol):
         *,
         return_attention: bool = False,
         on_done: TranslationDone | None = None,
-    ) -> Result: ...
+    ) -> Result:
+        """Also taken where a request asks for them: ``return_alignment``, ``prefixes`` (one
+        per sentence) and ``observer`` (nmt.decoding.translator.Translator.translate_nbest)."""
+        ...
 
 
 @dataclass
 class Job:
-    """One request's texts, waiting for the model."""
+    """One request's texts (sentences), waiting for the model."""
 
     texts: list[str]
     options: DecodingConfig
     attention: bool
     num_tokens: int  # source subwords (with EOS) of all texts: the batch budget counts these
+    alignment: bool = False  # word alignments wanted (Translation.alignment)
+    prefixes: list[str | None] | None = None  # per text, its target prefix (None: the options')
+    observer: Observer | None = None  # sees every step of the search (a beam-search trace)
     future: Future[Result] = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
     number: int = 0
@@ -90,7 +97,23 @@ class Job:
         if self.options.sampling and self.options.seed is not None:
             # A seeded sample must not depend on which other requests shared its batch.
             return f"alone {self.number}"
-        return f"{self.attention} {self.options.model_dump_json()}"
+        if self.observer is not None:
+            return f"alone {self.number}"  # its trace numbers sentences as the call does
+        return f"{self.attention} {self.alignment} {self.options.model_dump_json()}"
+
+    def translate_kwargs(self, group: list[Job]) -> dict[str, Any]:
+        """The Translator's optional arguments for a call of ``group`` (which this job opens);
+        only those in use, so a translator without them still serves plain requests."""
+        kwargs: dict[str, Any] = {}
+        if self.alignment:
+            kwargs["return_alignment"] = True
+        if any(job.prefixes is not None for job in group):
+            kwargs["prefixes"] = [
+                prefix for job in group for prefix in job.prefixes or [None] * len(job.texts)
+            ]
+        if self.observer is not None:
+            kwargs["observer"] = self.observer
+        return kwargs
 
 
 @dataclass
@@ -225,10 +248,27 @@ class BatchingWorker:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def submit(
-        self, texts: list[str], options: DecodingConfig, *, attention: bool, num_tokens: int
+        self,
+        texts: list[str],
+        options: DecodingConfig,
+        *,
+        attention: bool,
+        num_tokens: int,
+        alignment: bool = False,
+        prefixes: list[str | None] | None = None,
+        observer: Observer | None = None,
     ) -> Future[Result]:
         """Queue a request; its future gets one n-best list per text, or the exception."""
-        job = Job(texts, options, attention, num_tokens, number=next(self._numbers))
+        job = Job(
+            texts,
+            options,
+            attention,
+            num_tokens,
+            alignment=alignment,
+            prefixes=prefixes,
+            observer=observer,
+            number=next(self._numbers),
+        )
         with self._lock:
             if self._stopping:
                 raise ShuttingDown("the server is shutting down")
@@ -312,7 +352,11 @@ class BatchingWorker:
         on_done = _ResultsByJob(group).add if self.answer_early else None
         try:
             results = self.translator.translate_nbest(
-                texts, group[0].options, return_attention=group[0].attention, on_done=on_done
+                texts,
+                group[0].options,
+                return_attention=group[0].attention,
+                on_done=on_done,
+                **group[0].translate_kwargs(group),
             )
         except Exception as exc:
             unanswered = [job for job in group if not job.future.done()]

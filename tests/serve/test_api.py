@@ -4,6 +4,7 @@ every limit, every kind of malformed request, and failures that stay with their 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import threading
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from nmt.config import DecodingConfig, RNNConfig, load_config
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
+from nmt.decoding.alignment import pharaoh, word_alignment_of
 from nmt.decoding.translator import Translation, TranslationDone, Translator
 from nmt.models.build import build_model
 from nmt.models.store import load_model_dir, resolve_model_dir, write_model_dir
@@ -64,13 +66,13 @@ def test_translations_are_the_translators(client: TestClient, translator: Transl
     assert all(r["text"] for r in results)  # the trained model's outputs are not empty
     assert [r["score"] for r in results] == pytest.approx([n[0].score for n in expected])
     assert not any(r["truncated"] for r in results)
-    assert "attention" not in results[0]["hypotheses"][0]  # not asked for
+    assert "attention" not in results[0]["sentences"][0]["hypotheses"][0]  # not asked for
 
 
 def test_options_are_the_clis_decoding_options(client: TestClient, translator: Translator) -> None:
     response = post(client, texts=SENTENCES[:1], beam_size=5, nbest=3, length_penalty=1.0)
     assert response.status_code == 200, response.text
-    hyps = response.json()["translations"][0]["hypotheses"]
+    hyps = response.json()["translations"][0]["sentences"][0]["hypotheses"]
     options = DecodingConfig(beam_size=5, nbest=3, length_penalty=1.0)
     expected = translator.translate_nbest(SENTENCES[:1], options)[0]
     assert [h["text"] for h in hyps] == [t.text for t in expected]
@@ -83,7 +85,7 @@ def test_attention_comes_with_its_pieces(client: TestClient, translator: Transla
     assert response.status_code == 200, response.text
     expected = translator.translate_nbest(SENTENCES[:2], return_attention=True)
     for result, nbest in zip(response.json()["translations"], expected, strict=True):
-        att = result["hypotheses"][0]["attention"]
+        att = result["sentences"][0]["hypotheses"][0]["attention"]
         truth = nbest[0]
         assert att["src_pieces"] == [*truth.src_pieces, "</s>"]
         assert att["tgt_pieces"] == [*truth.tgt_pieces, "</s>"]
@@ -128,12 +130,17 @@ def test_the_page_and_the_api_documentation_are_served(client: TestClient) -> No
         assert client.get(asset).status_code == 200, asset
 
 
-def test_an_over_long_source_says_it_was_cut(client: TestClient) -> None:
-    # Within the server's 200 subwords but past the model's limit (max_positions 128).
+def test_an_over_long_sentence_is_cut_into_pieces_and_all_translated(client: TestClient) -> None:
+    # Within the server's 200 subwords but past the model's limit (max_positions 128): before
+    # texts were split (nmt.text) it was truncated; now every piece of it is translated.
     long_text = " ".join(["the big red house"] * 60)[: LIMITS.max_chars]
     response = post(client, texts=[long_text, SENTENCES[0]])
     assert response.status_code == 200, response.text
-    assert [r["truncated"] for r in response.json()["translations"]] == [True, False]
+    long, short = response.json()["translations"]
+    assert not long["truncated"] and not short["truncated"]
+    assert len(long["sentences"]) > 1 and len(short["sentences"]) == 1
+    assert " ".join(s["source"] for s in long["sentences"]) == long_text.strip()
+    assert all(s["text"] for s in long["sentences"])
 
 
 # -- limits -----------------------------------------------------------------------------------
@@ -254,7 +261,7 @@ def test_recurrent_models_attention(
     with client_for(Translator.load(tmp_path / "rnn"), tmp_path / "rnn") as client:
         response = post(client, texts=["the cat"], attention=True, max_len_b=3)
     assert response.status_code == 200, response.text
-    att = response.json()["translations"][0]["hypotheses"][0]["attention"]
+    att = response.json()["translations"][0]["sentences"][0]["hypotheses"][0]["attention"]
     if expected == "none":
         assert att == "none"
     else:
@@ -371,9 +378,19 @@ def test_the_ctranslate2_engine_serves_the_same_api(
         assert response.status_code == 200, response.text
         got = [r["text"] for r in response.json()["translations"]]
         assert got == engine.translate(SENTENCES)
-        refused = post(client, texts=SENTENCES, attention=True)
-        assert refused.status_code == 422
-        assert refused.json()["detail"][0]["loc"] == ["body", "attention"]
+        for unavailable in ("attention", "trace"):
+            refused = post(client, texts=SENTENCES, **{unavailable: True})
+            assert refused.status_code == 422
+            assert refused.json()["detail"][0]["loc"] == ["body", unavailable]
+        # Scores and alignments are the engine's own.
+        both = post(client, texts=SENTENCES[:1], scores=True, alignments=True)
+        assert both.status_code == 200, both.text
+        (hypothesis,) = both.json()["translations"][0]["sentences"][0]["hypotheses"]
+        (truth,) = engine.translate_nbest(SENTENCES[:1], return_alignment=True)[0]
+        assert hypothesis["alignment"] == pharaoh(word_alignment_of(truth))
+        assert [t["prob"] for t in hypothesis["tokens"]] == pytest.approx(
+            [math.exp(lp) for lp in truth.token_log_probs], abs=1e-4
+        )
 
 
 def test_the_docs_say_what_the_code_does() -> None:

@@ -144,3 +144,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_libretranslatepy_talks_to_nmt_serve(server: Server, trained_model_dir: Path) -> None:
+    """The real client library of LibreTranslate's API, against the real server process."""
+    from libretranslatepy import LibreTranslateAPI
+
+    client = LibreTranslateAPI(server.url, api_key="ignored: this server has no keys")
+    paragraph = "the cat sees the dog. a big red house."
+    expected = cli_translate(trained_model_dir, ["the cat sees the dog.", "a big red house."])
+    assert all(expected)
+    assert client.translate(paragraph, source="en", target="de", timeout=60) == " ".join(expected)
+    assert client.languages(timeout=10) == [
+        {"code": "en", "name": "English", "targets": ["de"]},
+        {"code": "de", "name": "German", "targets": []},
+    ]
+    detected = client.detect("This is a sentence written in English for testing", timeout=30)
+    assert detected[0]["language"] == "en" and detected[0]["confidence"] > 50

@@ -396,3 +396,57 @@ def test_the_fill_wait_ends_when_the_share_does_not_come() -> None:
     assert texts_of(second) == ["SECOND"]
     worker.stop(TIMEOUT)
     assert ["x"] in translator.calls
+
+
+class RecordsOptionalArguments(FakeTranslator):
+    """Records the optional arguments each call was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extras: list[dict[str, object]] = []
+
+    def translate_nbest(  # type: ignore[override]
+        self, sentences: Sequence[str], options: DecodingConfig | None = None, **kwargs: object
+    ) -> list[list[Translation]]:
+        self.extras.append({k: v for k, v in kwargs.items() if k != "on_done"})
+        return super().translate_nbest(sentences, options)
+
+
+def test_prefixes_follow_their_texts_into_a_shared_call() -> None:
+    translator = RecordsOptionalArguments()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    options = DecodingConfig()
+    plain = worker.submit(["a", "b"], options, attention=False, num_tokens=20)
+    steered = worker.submit(
+        ["c", "d"], options, attention=False, num_tokens=20, prefixes=["ein", ""]
+    )
+    translator.release.set()
+    for future in (first, plain, steered):
+        future.result(TIMEOUT)
+    worker.stop(TIMEOUT)
+    assert translator.calls[1:] == [["a", "b", "c", "d"]]
+    # None: the options' own prefix; each text's prefix at its place in the call.
+    assert translator.extras[1:] == [
+        {"return_attention": False, "prefixes": [None, None, "ein", ""]}
+    ]
+    assert translator.extras[0] == {"return_attention": False}  # nothing asked: nothing passed
+
+
+def test_a_traced_request_is_searched_alone() -> None:
+    translator = RecordsOptionalArguments()
+    worker = make_worker(translator)
+    first = hold_first_call(translator, worker)
+    steps: list[object] = []
+    others = submit(worker, "x")
+    traced = worker.submit(
+        ["y"], DecodingConfig(), attention=False, num_tokens=10, observer=steps.append
+    )
+    translator.release.set()
+    for future in (first, others, traced):
+        future.result(TIMEOUT)
+    worker.stop(TIMEOUT)
+    assert sorted(translator.calls[1:]) == [["x"], ["y"]]
+    calls = zip(translator.extras, translator.calls, strict=True)
+    (traced_call,) = [extras for extras, sentences in calls if sentences == ["y"]]
+    assert traced_call["observer"] == steps.append
