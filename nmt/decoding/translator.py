@@ -397,7 +397,7 @@ class CallTranslations:
             self.on_done(i, translations)
 
     def of_batch(self, batch: list[int]) -> SentenceDone | None:
-        """The search's ``on_finished`` for ``batch`` (indices into the call's sentences)."""
+        """The search's ``on_done`` for ``batch`` (indices into the call's sentences)."""
         if self.on_done is None:
             return None  # translations are made once, at the end
         return lambda row, hyps: self.finish(batch[row], hyps)
