@@ -302,3 +302,14 @@ def copy_model_eos(translator: Translator) -> int:
     from nmt.decoding.search import special_ids
 
     return special_ids(translator.model).eos
+
+
+def test_an_ensemble_says_the_least_of_its_members_positions(model_dir: Path) -> None:
+    from nmt.models.ensemble import Ensemble
+    from nmt.models.store import load_model_dir
+
+    loaded = load_model_dir(model_dir)
+    translator = Translator(Ensemble([loaded.model, loaded.model]), loaded.tokenizer)
+    assert translator.max_positions == 12
+    [[translation]] = translator.translate_nbest([LONG * 3])
+    assert translation.truncated
