@@ -309,7 +309,7 @@ async def read_fields(request: Request) -> dict[str, Any]:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise LibreError(400, "Invalid request: the body is not UTF-8") from None
-        fields.update({name: values[-1] for name, values in form.items()})
+        fields.update({name: values[0] for name, values in form.items()})  # as Flask: the first
     return fields
 
 
