@@ -166,24 +166,24 @@ for norm, values in grads.items():
 
 # %%
 data = kit.corpus(work)
-small = {"arch": "transformer", "norm": "post", "dropout": 0.1}
-small |= (
-    {"num_layers": 1, "d_model": 32, "d_ff": 64, "num_heads": 4}
-    if kit.FAST
-    else {"preset": "small", "num_layers": 2}
-)
-budget = {"steps": 20, "minutes": None} if kit.FAST else {"steps": 100_000, "minutes": 1.0}
+small = {"arch": "transformer", "norm": "post", "dropout": 0.1, "num_layers": 2, "num_heads": 4}
+small |= {"d_model": 32, "d_ff": 64} if kit.FAST else {"d_model": 128, "d_ff": 512}
 common = {
+    "steps": 20 if kit.FAST else 150,  # the same number of updates for both
     "vocab_size": 60 if kit.FAST else 8000,
-    "max_tokens": 600 if kit.FAST else 3000,
+    "max_tokens": 600 if kit.FAST else 1500,
     "peak_lr": 3e-3,  # the quickstart's peak rate
-    "warmup": 10 if kit.FAST else 100,
+    "warmup": 10 if kit.FAST else 50,
     "training": {"valid_max_sentences": 100},
 }
 runs = {}
 for norm in ("post", "pre"):
     runs[norm] = kit.train_model(
-        work / f"{norm}-ln", data, small | {"norm": norm}, **budget, **common
+        work / f"{norm}-ln",
+        data,
+        small | {"norm": norm},
+        tokenizer_from=work / "post-ln" if runs else None,  # one vocabulary for both
+        **common,
     )
 for norm, model_dir in runs.items():
     last = [r for r in read_metrics(model_dir.parent / METRICS_FILE) if r["split"] == "dev"][-1]
