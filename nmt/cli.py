@@ -116,7 +116,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
         target_language=target_language,
         progress=args.input is not None and not args.quiet,
     )
-    if format == "lines" and options.nbest > 1:
+    if format in ("text", "lines") and options.nbest > 1:  # n-best lists: one sentence a line
         from nmt.decoding.files import translate_file
 
         translate_file(
@@ -477,9 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=["text", "lines", "html", "xml", "po", "srt", "vtt", "markdown"],
         help="text: each line split into sentences and put back together (default); lines: one "
-        "sentence a line (corpora); html, xml: markup kept; po: gettext catalogues; srt, vtt: "
-        "subtitles; markdown. Default: by -i's extension (.po .pot .html .htm .xml .srt .vtt "
-        ".md), else text (docs/documents.md)",
+        "sentence a line (corpora, and always with --nbest above 1); html, xml: markup kept; "
+        "po: gettext catalogues; srt, vtt: subtitles; markdown. Default: by -i's extension "
+        "(.po .pot .html .htm .xml .srt .vtt .md), else text (docs/documents.md)",
     )
     translate.add_argument(
         "--scores",
