@@ -72,8 +72,8 @@ class SummariesReport:
         return (
             "# Package summaries\n\n"
             "Source: each Debian package's long description; target: its one-line synopsis, "
-            "from these English description indexes (Debian's licence terms for package "
-            "metadata apply):\n\n"
+            "from these English description indexes (each description belongs to its "
+            "package, under that package's terms):\n\n"
             f"{files}\n"
             f"{self.table()}\n"
         )
