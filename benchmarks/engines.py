@@ -1,5 +1,6 @@
-"""The same weights through five engines: nmt float32, bfloat16 and int8, CTranslate2 float32
-and int8 — speed, BLEU, and how often each agrees with nmt float32.
+"""The same weights through several engines: nmt float32, bfloat16 and int8, CTranslate2 float32
+and int8 (and transformers, for an OPUS-MT-shaped model) — speed, output tokens, BLEU, how often
+each agrees with nmt float32, and each engine's speed as a ratio of CTranslate2's.
 
 Every engine translates the same test sentences (in file order) with the same search options
 (the model's ``decoding`` section with beam 4) in batches of 32 sentences and one at a time;
@@ -9,6 +10,17 @@ matmul rate) first, so that numbers from different machines are not compared bli
 
     .venv/bin/python benchmarks/engines.py --model runs/quickstart/averaged \\
         --src data/de-en/test.en --ref data/de-en/test.de
+
+On an OPUS-MT-shaped model (opus-mt-en-de's configuration, random weights shaped to translate
+at realistic lengths; benchmarks/opus_mt_shape.py builds it, offline, on first use):
+
+    .venv/bin/python benchmarks/engines.py --opus-mt /tmp/opus-mt-shape --sentences 200 \\
+        --length-penalty 0
+
+adds transformers' MarianMTModel.generate on the Marian folder itself (beam 4, its own
+tokenizer), and leaves bfloat16 out. Every engine prints how many output tokens it generated, so
+unequal work is visible beside its tokens/s. Its outputs all run to one length limit, set to
+the references' mean length in target pieces (see opus_mt_shape.py for why and how).
 
 The length limit is one for all sentences by default (a = 0, b = 200, capped by the model's
 positions): CTranslate2 takes one limit per call, so nmt's per-sentence a·|X| + b would cost it
@@ -23,45 +35,74 @@ two searches the same algorithm.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from train_throughput import matmul_peak_flops
 
 from nmt.config import DecodingConfig
 from nmt.data.parallel import iter_lines
-from nmt.decoding.engines import CTranslate2Translator, load_translator
 from nmt.decoding.translator import Translation, Translator
 from nmt.evaluation.scoring import score
+from nmt.machine import describe
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+class TransformersMarian:
+    """transformers' MarianMTModel.generate with the search options nmt uses (beam, α, limit)."""
+
+    def __init__(self, marian_dir: Path) -> None:
+        from transformers import MarianMTModel, MarianTokenizer
+
+        self.model = MarianMTModel.from_pretrained(marian_dir).eval()
+        self.tokenizer = MarianTokenizer.from_pretrained(marian_dir)
+
+    def translate_nbest(
+        self, sentences: list[str], options: DecodingConfig
+    ) -> list[list[Translation]]:
+        inputs = self.tokenizer(sentences, return_tensors="pt", padding=True)
+        out = self.model.generate(
+            **inputs,
+            num_beams=options.beam_size,
+            length_penalty=options.length_penalty,
+            early_stopping=options.stopping == "early",
+            max_new_tokens=options.max_len_b + 1,  # + EOS
+        )
+        special = {self.tokenizer.pad_token_id, self.tokenizer.eos_token_id}
+        found = []
+        for row in out.tolist():
+            tokens = [t for t in row[1:] if t not in special]
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            found.append([Translation(text=text, tokens=tokens, score=0.0)])
+        return found
 
 
-def engines(model_dir: Path, threads: int) -> dict[str, Translator]:
-    bfloat16 = load_translator([model_dir])
-    bfloat16.model.to(torch.bfloat16)  # type: ignore[attr-defined]
-    return {
-        "nmt float32": load_translator([model_dir]),
-        "nmt bfloat16": bfloat16,
-        "nmt int8": load_translator([model_dir], int8=True),
-        "ct2 float32": CTranslate2Translator.load(model_dir, threads=threads),
-        "ct2 int8": CTranslate2Translator.load(model_dir, int8=True, threads=threads),
+def engines(
+    model_dir: Path, threads: int, *, marian_dir: Path | None = None
+) -> dict[str, Translator | TransformersMarian]:
+    """Every engine on the same weights; ``marian_dir``: the Marian folder they came from, which
+    adds transformers and leaves out bfloat16 (no engine to compare it with)."""
+    found: dict[str, Translator | TransformersMarian] = {
+        "nmt float32": Translator.load(model_dir),
+        "nmt int8": Translator.load(model_dir, int8=True),
+        "ct2 float32": Translator.load(model_dir, engine="ctranslate2", threads=threads),
+        "ct2 int8": Translator.load(model_dir, engine="ctranslate2", int8=True, threads=threads),
     }
+    if marian_dir is not None:
+        found["transformers"] = TransformersMarian(marian_dir)
+    else:
+        bfloat16 = Translator.load(model_dir)
+        bfloat16.model.to(torch.bfloat16)  # type: ignore[attr-defined]
+        found["nmt bfloat16"] = bfloat16
+    return found
+
+
+# Whose speed each engine's is divided by.
+RATIO_TO = {"nmt float32": "ct2 float32", "nmt int8": "ct2 int8", "nmt bfloat16": "ct2 float32"}
 
 
 def run(
-    translator: Translator, chunks: list[list[str]], options: DecodingConfig
+    translator: Translator | TransformersMarian, chunks: list[list[str]], options: DecodingConfig
 ) -> tuple[float, list[Translation]]:
     """Seconds to translate every chunk (one call each), and the best translations."""
     outputs: list[Translation] = []
@@ -75,6 +116,9 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("runs/quickstart/averaged"))
+    parser.add_argument(
+        "--opus-mt", type=Path, metavar="DIR", help="build (once) and use an OPUS-MT-shaped model"
+    )
     parser.add_argument("--src", type=Path, default=Path("data/de-en/test.en"))
     parser.add_argument("--ref", type=Path, help="references: BLEU per engine")
     parser.add_argument("--sentences", type=int, default=1000, help="the first N (default 1000)")
@@ -90,21 +134,29 @@ def main() -> None:
     import ctranslate2
 
     torch.set_num_threads(args.threads)
+    print(f"machine: {describe()}, ctranslate2 {ctranslate2.__version__}")
+    print("(taken on a machine shared with other jobs: compare ratios, not absolute figures)")
     src = list(iter_lines(args.src))[: args.sentences]
     ref = list(iter_lines(args.ref))[: args.sentences] if args.ref else None
-    translators = engines(args.model, args.threads)
+    marian_dir = None
+    if args.opus_mt is not None:
+        from opus_mt_shape import build, mean_reference_length
+
+        data = args.src.parent
+        args.model = build(args.opus_mt, train_src=data / "train.en", train_tgt=data / "train.de")
+        marian_dir = args.opus_mt / "marian"
+        # Its outputs run to the limit (benchmarks/opus_mt_shape.py): a trained model's length.
+        references = list(iter_lines(args.ref or args.src.with_suffix(".de")))[: args.sentences]
+        args.max_len_a, args.max_len_b = 0.0, mean_reference_length(marian_dir, references)
+    translators = engines(args.model, args.threads, marian_dir=marian_dir)
     reference = translators["nmt float32"]
+    assert isinstance(reference, Translator)
     options = reference.default_options.updated(
         beam_size=args.beam,
         length_penalty=args.length_penalty,
         max_len_a=args.max_len_a,
         max_len_b=args.max_len_b,
         max_tokens=1_000_000,  # one batch per chunk
-    )
-    print(
-        f"machine: {cpu_model()}, {args.threads} threads, torch {torch.__version__}, "
-        f"ctranslate2 {ctranslate2.__version__}, float32 matmul "
-        f"{matmul_peak_flops() / 1e9:.0f} GFLOP/s"
     )
     print(
         f"model: {args.model}; {len(src)} sentences of {args.src}; beam {options.beam_size}, "
@@ -115,8 +167,9 @@ def main() -> None:
         chunks = [src[i : i + batch_size] for i in range(0, len(src), batch_size)]
         baseline: list[str] | None = None
         print(f"\nbatch {batch_size}")
-        header = f"{'engine':<14}{'sent/s':>9}{'tok/s':>9}{'same as nmt f32':>17}"
+        header = f"{'engine':<14}{'sent/s':>9}{'tok/s':>9}{'tokens':>8}{'same as nmt f32':>17}"
         print(header + (f"{'BLEU':>7}" if ref else ""))
+        speeds: dict[str, float] = {}
         for name, translator in translators.items():
             runs = [run(translator, chunks, options) for _ in range(args.repeats)]
             seconds = statistics.median(r[0] for r in runs)
@@ -126,10 +179,16 @@ def main() -> None:
             if baseline is None:
                 baseline = texts
             same = sum(a == b for a, b in zip(texts, baseline, strict=True)) / len(texts)
-            line = f"{name:<14}{len(src) / seconds:9.1f}{tokens / seconds:9.0f}{same:17.1%}"
+            speeds[name] = tokens / seconds
+            line = f"{name:<14}{len(src) / seconds:9.1f}{tokens / seconds:9.0f}{tokens:8d}"
+            line += f"{same:17.1%}"
             if ref is not None:
                 line += f"{score(texts, ref).bleu:7.2f}"
             print(line, flush=True)
+        for name, speed in speeds.items():
+            other = RATIO_TO.get(name, "ct2 float32")
+            if not name.startswith("ct2"):
+                print(f"  {name} / {other}: {speed / speeds[other]:.2f}×")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,22 @@
 
 Both models have the same size, see the same token-budget batches of the real corpus, use the
 same label-smoothed loss and the same Adam; their steps alternate so that both meet the same
-machine noise. Prints target tokens per second (medians), the ratio nmt / reference, and nmt's
-achieved FLOP/s as a share of this machine's measured float32 matmul peak.
+machine noise. Prints target tokens per second (medians), the ratio nmt / reference, nmt's
+achieved FLOP/s as a share of this machine's measured float32 matmul peak, and the process's peak
+resident memory.
 
     .venv/bin/python benchmarks/train_throughput.py --data data/de-en --steps 20
+
+``--models nmt --precision bfloat16`` trains nmt's model alone under bfloat16 autocast, as the
+quickstart does, so that the peak resident memory printed is the training step's own; run it
+with and without glibc's allocator settings (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``) to
+see what the allocator holds (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import platform
 import statistics
@@ -32,6 +39,8 @@ from nmt.training.loss import label_smoothed_loss
 
 class ReferenceTransformer(nn.Module):
     """The same model built from torch.nn.Transformer: shared embeddings, sinusoids, post-LN."""
+
+    positions: Tensor
 
     def __init__(self, config: TransformerConfig, vocab_size: int) -> None:
         super().__init__()
@@ -69,11 +78,27 @@ class ReferenceTransformer(nn.Module):
         return self.generator(out)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch) -> float:
+def resident_mib(field: str = "VmHWM") -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident memory, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_resident() -> None:
+    """Start VmHWM again from the current resident size (Linux's clear_refs, value 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, *, bfloat16: bool = False
+) -> float:
     """One update; returns its wall time in seconds."""
     started = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
-    logits = model(batch.src, batch.src_mask, batch.tgt_in)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        logits = model(batch.src, batch.src_mask, batch.tgt_in)
     sums = label_smoothed_loss(logits, batch.tgt_out, epsilon=0.1)
     (sums.smoothed / sums.num_tokens).backward()
     optimizer.step()
@@ -109,15 +134,24 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=20, help="measured steps per model")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=["nmt", "reference"])
+    parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--tokenizer", type=Path, help="a trained tokenizer.model to reuse")
+    parser.add_argument(
+        "--malloc-trim", action="store_true", help="glibc malloc_trim(0) after every step"
+    )
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = Tokenizer.train(
-            [args.data / "train.en", args.data / "train.de"],
-            Path(tmp) / "tokenizer.model",
-            vocab_size=args.vocab_size,
-        )
+    if args.tokenizer is not None:
+        tokenizer = Tokenizer.load(args.tokenizer)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            tokenizer = Tokenizer.train(
+                [args.data / "train.en", args.data / "train.de"],
+                Path(tmp) / "tokenizer.model",
+                vocab_size=args.vocab_size,
+            )
     pairs = encode_parallel(tokenizer, args.data / "train.en", args.data / "train.de", max_len=100)
     sampler = TokenBudgetSampler(
         pairs.src_lengths, pairs.tgt_lengths, max_tokens=args.max_tokens, seed=0
@@ -125,9 +159,9 @@ def main() -> None:
     batches = [pairs.batch(b) for b in sampler.epoch_batches(0)[: args.warmup + args.steps]]
 
     config = TransformerConfig(preset=args.preset)
+    builders = {"nmt": Transformer, "reference": ReferenceTransformer}
     models: dict[str, nn.Module] = {
-        "nmt": Transformer(config, tokenizer.vocab_size),
-        "reference": ReferenceTransformer(config, tokenizer.vocab_size),
+        name: builders[name](config, tokenizer.vocab_size) for name in args.models
     }
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     optimizers = {
@@ -138,14 +172,23 @@ def main() -> None:
         model.train()
     times: dict[str, list[float]] = {name: [] for name in models}
     tokens: list[int] = []
+    libc = ctypes.CDLL("libc.so.6") if args.malloc_trim else None
+    # The tokenizer's training (SentencePiece's C++ heap) peaks before: leave it out.
+    setup_peak, setup_rss = resident_mib("VmHWM"), resident_mib("VmRSS")
+    reset_peak_resident()
     for i, batch in enumerate(batches):
-        for name in ("nmt", "reference") if i % 2 else ("reference", "nmt"):
-            seconds = train_step(models[name], optimizers[name], batch)
+        for name in args.models if i % 2 else reversed(args.models):
+            seconds = train_step(
+                models[name], optimizers[name], batch, bfloat16=args.precision == "bfloat16"
+            )
             if i >= args.warmup:
                 times[name].append(seconds)
+            if libc is not None:
+                libc.malloc_trim(0)
         if i >= args.warmup:
             tokens.append(batch.num_tgt_tokens)
 
+    loop_peak, loop_end = resident_mib("VmHWM"), resident_mib("VmRSS")
     # Per-token time: batches differ in size, so compare seconds per target token.
     rates = {
         name: statistics.median(tok / sec for tok, sec in zip(tokens, ts, strict=True))
@@ -162,14 +205,20 @@ def main() -> None:
         f"model: Transformer {args.preset}, vocab {tokenizer.vocab_size}, "
         f"max_tokens {args.max_tokens}, {args.steps} steps each"
     )
-    print(f"parameters: nmt {params['nmt']:,}, reference {params['reference']:,}")
+    print("parameters: " + ", ".join(f"{name} {count:,}" for name, count in params.items()))
     for name in models:
         print(f"{name:>10}: {rates[name]:8.0f} target tokens/s (median)")
-    print(f"ratio nmt / reference: {rates['nmt'] / rates['reference']:.3f}")
+    if "reference" in rates:
+        print(f"ratio nmt / reference: {rates['nmt'] / rates['reference']:.3f}")
     print(
         f"nmt achieved {achieved / 1e9:.1f} GFLOP/s "
         f"({flops_per_token / 1e6:.1f} MFLOP per target token); "
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; share {achieved / peak:.1%}"
+    )
+    print(
+        f"resident memory, {args.precision}, models {', '.join(args.models)}: peak during the "
+        f"steps {loop_peak:.0f} MiB, after them {loop_end:.0f} MiB; before the steps "
+        f"{setup_rss:.0f} MiB (set-up peak {setup_peak:.0f} MiB)"
     )
 
 
