@@ -11,9 +11,7 @@ half-written file behind. n-best output follows fairseq/Moses: ``line ||| text |
 from __future__ import annotations
 
 import itertools
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,7 @@ from tqdm import tqdm
 from nmt.config import DecodingConfig
 from nmt.data.parallel import count_lines, iter_lines
 from nmt.decoding.translator import Translator
-from nmt.durable import publish
+from nmt.durable import text_file_atomically
 from nmt.errors import NmtError
 
 
@@ -105,19 +103,10 @@ def _stdin_lines() -> Iterator[str]:
 
 @contextmanager
 def _open_output(path: Path | None) -> Iterator[TextIO]:
-    """stdout, or a temporary file renamed to ``path`` once everything is written."""
+    """stdout, or a file published as ``path`` by nmt.durable once everything is written."""
     if path is None:
         yield sys.stdout
         sys.stdout.flush()
         return
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise NmtError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-        publish(Path(tmp), path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with text_file_atomically(path) as f:
+        yield f

@@ -109,6 +109,16 @@ def test_missing_input_is_a_clear_error(translator: Translator, tmp_path: Path) 
         translate_file(translator, input_path=tmp_path / "missing.txt", output_path=None)
 
 
+def test_an_output_folder_that_does_not_exist_is_a_clear_error(
+    translator: Translator, tmp_path: Path, lines: list[str]
+) -> None:
+    output = tmp_path / "no-such-folder" / "out.txt"
+    with pytest.raises(NmtError, match=r"no-such-folder/out\.txt: cannot write"):
+        translate_file(
+            translator, input_path=write(tmp_path / "in.txt", lines[:1]), output_path=output
+        )
+
+
 def test_progress_bar_on_stderr(
     translator: Translator, tmp_path: Path, lines: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
