@@ -34,7 +34,7 @@ from nmt.config import DecodingConfig, load_config
 from nmt.data.tokenizer import Tokenizer, load_tokenizer
 from nmt.decoding.alignment import pharaoh, word_alignment_of
 from nmt.decoding.trace import BeamTrace
-from nmt.decoding.translator import Translation
+from nmt.decoding.translator import Translation, Translator
 from nmt.errors import NmtError
 from nmt.serve.libretranslate import ROUTES as LIBRETRANSLATE_ROUTES
 from nmt.serve.libretranslate import add_libretranslate_routes
@@ -345,15 +345,14 @@ def serve(
     """Load the model (several: their ensemble) and serve it until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    from nmt.decoding.engines import load_translator
     from nmt.models.store import resolve_model_dir
 
     settings = settings or ServeSettings()
     workers, threads = model_threads(device, workers=settings.workers, threads=threads)
     settings = settings.model_copy(update={"workers": workers})  # /v1/model shows the number
     resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
-    # load_translator checks that an ensemble's members share their tokenizer.
-    translator = load_translator(
+    # Translator.load checks that an ensemble's members share their tokenizer.
+    translator = Translator.load(
         resolved, engine=engine, int8=int8, device=device, threads=threads, parallel=workers
     )
     info = model_info(*resolved, engine=engine, device=device)

@@ -363,11 +363,9 @@ def test_an_ensemble_is_served(
 def test_the_ctranslate2_engine_serves_the_same_api(
     trained_model_dir: Path, tmp_path: Path
 ) -> None:
-    from nmt.decoding.engines import load_translator
-
     model_dir = tmp_path / "model"  # the conversion is cached beside the model: use a copy
     shutil.copytree(trained_model_dir, model_dir)
-    engine = load_translator([model_dir], engine="ctranslate2")
+    engine = Translator.load(model_dir, engine="ctranslate2")
     app = create_app(
         engine,
         tokenizer=Tokenizer.load(model_dir / TOKENIZER_FILE),
