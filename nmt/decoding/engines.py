@@ -45,7 +45,6 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -56,13 +55,7 @@ from nmt.config import DecodingConfig
 from nmt.data.tokenizer import EOS_ID, Tokenizer
 from nmt.decoding.alignment import piece_alignment
 from nmt.decoding.search import Hypothesis, length_penalty, max_lengths, min_lengths
-from nmt.decoding.translator import (
-    CallTranslations,
-    Observe,
-    Translation,
-    TranslationDone,
-    Translator,
-)
+from nmt.decoding.translator import CallTranslations, NbestCall, Translation, Translator
 from nmt.device import check_device
 from nmt.errors import NmtError
 from nmt.interop.ctranslate2 import (
@@ -226,49 +219,46 @@ class CTranslate2Translator(Translator):
             replicas=replicas,
         )
 
-    # -- the public verbs (translate comes from Translator) ---------------------------------
+    # -- the public verbs (translate and translate_nbest come from Translator) --------------
 
-    def translate_nbest(
-        self,
-        sentences: Sequence[str],
-        options: DecodingConfig | None = None,
-        *,
-        return_attention: bool = False,
-        return_alignment: bool = False,
-        return_scores: bool = False,
-        prefixes: Sequence[str | None] | None = None,
-        first_line: int = 1,
-        on_done: TranslationDone | None = None,
-        observer: Observe | None = None,
-    ) -> list[list[Translation]]:
-        """Up to ``options.nbest`` translations per sentence, best first (attention: None;
-        alignments from CTranslate2's attention; ``return_scores``: token log-probabilities,
-        by scoring the outputs once more). ``on_done`` as the Translator's, though
-        called as each engine call (one length limit of a token-budget batch) returns:
-        CTranslate2 hands a batch's results back together. There is no beam trace."""
-        options = options if options is not None else self.default_options
-        if observer is not None:
+    def score(
+        self, src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]]
+    ) -> list[list[float]]:
+        """Teacher-forced log P of each target token and of the final EOS, per pair (the
+        engine's ``score_batch``)."""
+        results = self.engine.score_batch(self._pieces_of(src_ids), self._pieces_of(tgt_ids))
+        return [list(r.log_probs) for r in results]
+
+    # -- behind the scenes ------------------------------------------------------------------
+
+    def _translate_call(self, sentences: Sequence[str], call: NbestCall) -> list[list[Translation]]:
+        """CTranslate2's search for Translator.translate_nbest: attention None; alignments
+        from CTranslate2's attention; ``return_scores``: token log-probabilities, by scoring
+        the outputs once more. ``on_done`` is called as each engine call (one length limit of
+        a token-budget batch) returns: CTranslate2 hands a batch's results back together.
+        There is no beam trace, no glossary and no 'exact' stopping rule."""
+        options = call.options
+        if call.observer is not None:
             raise NmtError("the beam search trace needs --engine nmt (CTranslate2 shows none)")
         if options.glossary:
             raise NmtError("a glossary needs --engine nmt: CTranslate2 has no constrained search")
         if options.stopping == "exact":
             log.warning("CTranslate2 has no 'exact' stopping rule; it stops by its own")
-        call = _Call(options, prefixes, first_line, on_done, return_alignment, return_scores)
         if options.sampling and options.seed is not None:
             # The seed is the process's: no other call may draw until this one is done.
             with self._seeded:
                 import_ctranslate2().set_random_seed(options.seed)
-                return self._translate_nbest(sentences, call)
-        return self._translate_nbest(sentences, call)
+                return self._search_batches(sentences, call)
+        return self._search_batches(sentences, call)
 
-    def _translate_nbest(self, sentences: Sequence[str], call: _Call) -> list[list[Translation]]:
+    def _search_batches(self, sentences: Sequence[str], call: NbestCall) -> list[list[Translation]]:
         options = call.options
         sources = self._encode(sentences, call.first_line)
         prefix_ids = self._prefixes(sources, options, call.prefixes, call.first_line)
         results = CallTranslations(
             sources, self._translations, call.on_done, alignment=call.alignment
         )
-        for batch in self._batches(sources, options.max_tokens):
+        for batch in self._wanted_batches(sources, call, results):
             lengths = torch.tensor([len(sources[i].ids) + 1 for i in batch])  # + EOS
             src_mask = torch.arange(int(lengths.max())) < lengths[:, None]
             limits = max_lengths(src_mask, options.max_len_a, options.max_len_b, self._max_len_cap)
@@ -285,16 +275,6 @@ class CTranslate2Translator(Translator):
                 results.add(group, found)
         return results.all()
 
-    def score(
-        self, src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]]
-    ) -> list[list[float]]:
-        """Teacher-forced log P of each target token and of the final EOS, per pair (the
-        engine's ``score_batch``)."""
-        results = self.engine.score_batch(self._pieces_of(src_ids), self._pieces_of(tgt_ids))
-        return [list(r.log_probs) for r in results]
-
-    # -- behind the scenes ------------------------------------------------------------------
-
     def _pieces_of(self, rows: Sequence[list[int]]) -> list[list[str]]:
         return [[self._pieces[i] for i in row] for row in rows]
 
@@ -303,7 +283,7 @@ class CTranslate2Translator(Translator):
         rows: list[list[int]],
         prefixes: list[list[int]],
         bounds: tuple[int, int],
-        call: _Call,
+        call: NbestCall,
     ) -> list[list[Hypothesis]]:
         """Hypotheses per source (ids without EOS) whose outputs hold between ``bounds``
         tokens (minimum, maximum), starting with their ``prefixes``."""
@@ -381,15 +361,3 @@ class CTranslate2Translator(Translator):
                 token_log_probs = by_row[id(h)]  # the tokens', then the EOS's
                 h.token_log_probs = token_log_probs if h.ended else token_log_probs[:-1]
                 h.log_prob += sum(token_log_probs[: len(prefix)])
-
-
-@dataclass
-class _Call:
-    """What one translate_nbest call asked for, beside its sentences."""
-
-    options: DecodingConfig
-    prefixes: Sequence[str | None] | None
-    first_line: int
-    on_done: TranslationDone | None
-    alignment: bool
-    scores: bool

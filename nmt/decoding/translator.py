@@ -8,7 +8,7 @@ search the options ask for and puts the detokenized outputs back in input order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -80,6 +80,23 @@ class _Source:
 
 
 Observe = Callable[[BeamStep], None]  # a BeamStep whose ``sentence`` is the call's index
+Wanted = Callable[[int], bool]  # is the call's sentence i still wanted?
+
+
+@dataclass(frozen=True)
+class NbestCall:
+    """One translate_nbest call's arguments beside its sentences (see there), as the engines'
+    searches (``Translator._translate_call``) receive them."""
+
+    options: DecodingConfig
+    prefixes: Sequence[str | None] | None
+    first_line: int
+    on_done: TranslationDone | None
+    observer: Observe | None
+    wanted: Wanted | None
+    attention: bool  # return_attention
+    alignment: bool  # return_alignment
+    scores: bool  # return_scores
 
 
 def model_positions(model: object) -> int | None:
@@ -196,6 +213,7 @@ class Translator:
         first_line: int = 1,
         on_done: TranslationDone | None = None,
         observer: Observe | None = None,
+        wanted: Wanted | None = None,
     ) -> list[list[Translation]]:
         """Up to ``options.nbest`` translations per sentence, best first.
 
@@ -208,8 +226,30 @@ class Translator:
         ``on_done(i, translations)`` is called once per sentence with what is returned for it,
         as soon as its search has ended: before the slowest sentence of its batch has.
         ``observer`` receives every step of every sentence's search (nmt.decoding.trace).
+        ``wanted(i)`` is asked as each length-sorted batch begins whether sentence i is still
+        wanted (a server's client may have hung up); one that is not is never searched and
+        gets no translations (an empty list, and no ``on_done``).
+        Engines differ only in how they search (``_translate_call``).
         """
         options = options if options is not None else self.default_options
+        call = NbestCall(
+            options,
+            prefixes,
+            first_line,
+            on_done,
+            observer,
+            wanted,
+            attention=return_attention,
+            alignment=return_alignment,
+            scores=return_scores,
+        )
+        return self._translate_call(sentences, call)
+
+    # -- behind the scenes ------------------------------------------------------------------
+
+    def _translate_call(self, sentences: Sequence[str], call: NbestCall) -> list[list[Translation]]:
+        """nmt's search: beam search (or sampling) batch by batch."""
+        options = call.options
         ids = special_ids(self.model)
         generator = None
         if options.sampling:
@@ -218,18 +258,21 @@ class Translator:
                 generator.seed()
             else:
                 generator.manual_seed(options.seed)
-        sources = self._encode(sentences, first_line)
-        prefix_ids = self._prefixes(sources, options, prefixes, first_line)
+        sources = self._encode(sentences, call.first_line)
+        prefix_ids = self._prefixes(sources, options, call.prefixes, call.first_line)
         terms = glossary_terms(
             sentences,
             [len(s.ids) for s in sources],
             options,
             self.tokenizer,
             max_len_cap=self._max_len_cap,
-            first_line=first_line,
+            first_line=call.first_line,
         )
-        results = CallTranslations(sources, self._translations, on_done, alignment=return_alignment)
-        for batch in self._batches(sources, options.max_tokens):
+        results = CallTranslations(
+            sources, self._translations, call.on_done, alignment=call.alignment
+        )
+        observer = call.observer
+        for batch in self._wanted_batches(sources, call, results):
             rows = [sources[i].ids for i in batch]
             src = pad_sequences(rows, suffix=ids.eos).to(self.device)
             lengths = torch.tensor([len(row) + 1 for row in rows], device=self.device)
@@ -243,7 +286,7 @@ class Translator:
                 prefixes=[prefix_ids[i] for i in batch],
                 generator=generator,
                 max_len_cap=self._max_len_cap,
-                record_attention=return_attention or return_alignment,
+                record_attention=call.attention or call.alignment,
                 on_done=results.of_batch(batch),
                 observer=None if observer is None else _in_call(observer, batch),
                 selector=None
@@ -253,10 +296,23 @@ class Translator:
             results.add(batch, found)
         translations = results.all()
         if terms is not None:
-            warn_missing(terms, [t[0].tokens for t in translations], first_line)
+            searched = [i for i, t in enumerate(translations) if t]
+            outputs = [translations[i][0].tokens for i in searched]
+            warn_missing([terms[i] for i in searched], outputs, call.first_line)
         return translations
 
-    # -- behind the scenes ------------------------------------------------------------------
+    def _wanted_batches(
+        self, sources: list[_Source], call: NbestCall, results: CallTranslations
+    ) -> Iterator[list[int]]:
+        """The call's token-budget batches (sentence indices), each less the sentences that
+        ``call.wanted`` no longer wants as it begins (given up in ``results``)."""
+        for batch in self._batches(sources, call.options.max_tokens):
+            if call.wanted is not None:
+                keep = [call.wanted(i) for i in batch]
+                results.give_up([i for i, k in zip(batch, keep, strict=True) if not k])
+                batch = [i for i, k in zip(batch, keep, strict=True) if k]
+            if batch:
+                yield batch
 
     @property
     def _max_len_cap(self) -> int | None:
@@ -406,6 +462,13 @@ class CallTranslations:
         """A batch's returned hypotheses (the sentences its search did not pass on already)."""
         for i, hyps in zip(batch, found, strict=True):
             self.finish(i, hyps)
+
+    def give_up(self, unwanted: list[int]) -> None:
+        """Sentences no one waits for any more: never searched, no translations, no
+        ``on_done``."""
+        for i in unwanted:
+            if self.done[i] is None:
+                self.done[i] = []
 
     def all(self) -> list[list[Translation]]:
         assert all(t is not None for t in self.done), "a sentence was never translated"

@@ -94,13 +94,17 @@ class LimitExceeded(HTTPException):
         return JSONResponse(self.body(), status_code=self.status_code)
 
 
-def body_too_large(max_bytes: int, size: str) -> LimitExceeded:
+def too_large(limit: str, value: int, *, what: str, loc: tuple[str | int, ...]) -> LimitExceeded:
+    """A 413 for a request over ``limit`` (whose setting is ``value``); ``what``: where, and
+    how much there is."""
     return LimitExceeded(
-        limit="max_body_bytes",
-        value=max_bytes,
-        msg=f"the request body has {size} bytes; the limit is {max_bytes:,}",
-        loc=("body",),
-        status_code=413,
+        limit=limit, value=value, msg=f"{what}; the limit is {value:,}", loc=loc, status_code=413
+    )
+
+
+def body_too_large(max_bytes: int, size: str) -> LimitExceeded:
+    return too_large(
+        "max_body_bytes", max_bytes, what=f"the request body has {size} bytes", loc=("body",)
     )
 
 
@@ -108,35 +112,20 @@ def check_sizes(texts: list[str], limits: Limits, *, field: str = "texts") -> No
     """Texts per request and characters per text (subwords need the tokenizer: see
     :func:`check_subwords`); ``field``: the request's name for the texts."""
     if len(texts) > limits.max_texts:
-        raise LimitExceeded(
-            limit="max_texts",
-            value=limits.max_texts,
-            msg=f"{field}: the request has {len(texts):,} texts; the limit is {limits.max_texts:,}",
-            loc=("body", field),
-            status_code=413,
-        )
+        what = f"{field}: the request has {len(texts):,} texts"
+        raise too_large("max_texts", limits.max_texts, what=what, loc=("body", field))
     for i, text in enumerate(texts):
         if len(text) > limits.max_chars:
-            raise LimitExceeded(
-                limit="max_chars",
-                value=limits.max_chars,
-                msg=f"{field}[{i}]: {len(text):,} characters; the limit is {limits.max_chars:,}",
-                loc=("body", field, i),
-                status_code=413,
-            )
+            what = f"{field}[{i}]: {len(text):,} characters"
+            raise too_large("max_chars", limits.max_chars, what=what, loc=("body", field, i))
 
 
 def check_subwords(lengths: list[int], limits: Limits, *, field: str = "texts") -> None:
     """Subword tokens per text, given each text's length in subwords."""
     for i, length in enumerate(lengths):
         if length > limits.max_subwords:
-            raise LimitExceeded(
-                limit="max_subwords",
-                value=limits.max_subwords,
-                msg=f"{field}[{i}]: {length:,} subwords; the limit is {limits.max_subwords:,}",
-                loc=("body", field, i),
-                status_code=413,
-            )
+            what = f"{field}[{i}]: {length:,} subwords"
+            raise too_large("max_subwords", limits.max_subwords, what=what, loc=("body", field, i))
 
 
 def check_beam_size(beam_size: int, limits: Limits) -> None:
