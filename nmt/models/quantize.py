@@ -12,15 +12,17 @@ translation, depended on which other sentences shared its batch. With one scale 
 exact integer sums, a row's output depends on that row alone: a sentence translates the same
 alone and in any batch (tests/decoding/test_int8.py). CTranslate2's int8 does the same.
 
-Which kernel: ``torch._int_mm`` (int8 × int8 → int32 through oneDNN; also what torchao's int8
-layers call). ``torch.ao.quantization.quantize_dynamic``'s fbgemm kernels take one activation
-scale per tensor only, and torchao's ``Int8DynamicActivationInt8WeightConfig`` (per-token scales
-too) is built for ``torch.compile`` and would add a dependency; docs/engines.md gives the
-measured comparison.
+Which kernel: fbgemm's, with prepacked weights, as ``quantize_dynamic`` used, fed per-row
+quantized input (see ``Int8Linear``). ``torch._int_mm`` (oneDNN; what torchao's int8 layers
+call) takes per-row scales directly but repacks the weight at every call: on the 58k-piece
+output projection at 128 rows it was no faster than float32, where fbgemm is twice as fast.
+torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and would add
+a dependency. docs/engines.md gives the measured comparison.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TypeVar
 
 import torch
@@ -42,31 +44,49 @@ def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class Int8Linear(nn.Module):
-    """y = x·Wᵀ + b with W in int8 (per output feature scales) and x quantized per row."""
+    """y = x·Wᵀ + b with W in int8 (per output feature scales) and x quantized per row.
 
-    weight_int8: Tensor  # (out, in) int8
-    weight_scale: Tensor  # (out,) float32
+    The int8 matmul is fbgemm's (``quantized::linear_dynamic``, with the weight prepacked once),
+    which itself takes one input scale per tensor: it is handed the input already quantized
+    per row, as integer-valued floats in [-127, 127], plus one extra row holding -128 and 127,
+    so that the scale it derives from the tensor's range is exactly 1 and its zero point 128:
+    quantizing integers with scale 1 changes nothing, its int32 sums are exact, and it returns
+    them times the weight scales. Each row is then multiplied by its own scale.
+    """
+
     bias: Tensor | None
+    range_row: Tensor
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight, weight_scale = quantize_rows(linear.weight.detach().float())
-        self.register_buffer("weight_int8", weight)
-        self.register_buffer("weight_scale", weight_scale.squeeze(1))
+        with warnings.catch_warnings():  # quantized tensors' deprecation notice
+            warnings.simplefilter("ignore", UserWarning)
+            qweight = torch._make_per_channel_quantized_tensor(
+                weight,
+                weight_scale.squeeze(1).double(),
+                torch.zeros(len(weight), dtype=torch.long),
+                0,
+            )
+        self.packed = torch.ops.quantized.linear_prepack(qweight, None)
         bias = None if linear.bias is None else linear.bias.detach().float().clone()
         self.register_buffer("bias", bias)
+        range_row = torch.zeros(self.in_features)
+        range_row[0], range_row[-1] = -INT8_MAX - 1, INT8_MAX
+        self.register_buffer("range_row", range_row, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, self.in_features)  # (R, in)
-        values, scale = quantize_rows(rows)
-        sums = torch._int_mm(values, self.weight_int8.t())  # (R, out) int32, exact
-        # Two passes over the output, not four: int32 × float32 promotes inside the one kernel.
-        out = torch.mul(sums, scale)
-        if self.bias is None:
-            out.mul_(self.weight_scale)
-        else:
-            out = torch.addcmul(self.bias, out, self.weight_scale)
+        count = rows.size(0)
+        scale = torch.linalg.vector_norm(rows, ord=float("inf"), dim=-1, keepdim=True) / INT8_MAX
+        scale = scale.masked_fill_(scale == 0, 1.0)  # (R, 1)
+        values = rows.new_empty(count + 1, self.in_features)  # the rows, then the range row
+        torch.div(rows, scale, out=values[:count]).round_()
+        values[count] = self.range_row
+        # (R, out): the exact int32 sums times the weight scales, without the range row.
+        sums = torch.ops.quantized.linear_dynamic(values, self.packed, False)[:count]
+        out = sums.mul_(scale) if self.bias is None else torch.addcmul(self.bias, sums, scale)
         return out.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -79,6 +99,8 @@ def quantize_int8(model: ModelT) -> ModelT:
     (a weight tied to an embedding stays, as the embedding's)."""
     if any(t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
         raise NmtError("int8 quantization runs on the CPU only")
+    if "x86" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "x86"  # fbgemm, and oneDNN where it is faster
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Linear:
