@@ -167,6 +167,7 @@ def create_app(
             requests=worker.stats.requests,
             batches=worker.stats.batches,
             skipped=worker.stats.skipped,
+            cut_short=worker.stats.cut_short,
         )
 
     @app.get("/v1/model")

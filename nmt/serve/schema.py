@@ -155,6 +155,10 @@ class Health(BaseModel):
     skipped: int = Field(
         description="requests never translated because their client hung up while they waited"
     )
+    cut_short: int = Field(
+        description="requests whose client hung up while they were translated: the sentences "
+        "not yet begun were never translated"
+    )
 
 
 class ModelInfo(BaseModel):

@@ -32,6 +32,12 @@ With several threads, answers come when the batch ends: answering sentence by se
 the event loop (and on a small machine the clients) once a request instead of once a batch,
 which cost more than it gained (both measured by benchmarks/serve_load.py: docs/serve.md).
 
+A client that hangs up cancels its job (nmt.serve.texts). A job still queued is skipped; one
+whose call has begun loses the sentences not yet searched: the Translator asks ``wanted`` as
+each of its length-sorted batches begins, so a long request stops costing work one batch after
+its client left. (Futures therefore stay pending while they are translated, so that cancelling
+them still works; answering one that was cancelled meanwhile is no error.)
+
 A failure stays with its request: if a group's call raises, each of its jobs not yet answered
 is translated alone, so only the job at fault gets the exception.
 """
@@ -43,7 +49,8 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any, Protocol, cast
@@ -52,7 +59,7 @@ import torch
 
 from nmt.config import DecodingConfig
 from nmt.decoding.search import Observer
-from nmt.decoding.translator import Translation, TranslationDone
+from nmt.decoding.translator import Translation, TranslationDone, Wanted
 from nmt.device import check_device
 from nmt.errors import NmtError
 
@@ -71,6 +78,7 @@ class NbestTranslator(Protocol):
         *,
         return_attention: bool = False,
         on_done: TranslationDone | None = None,
+        wanted: Wanted | None = None,
     ) -> Result:
         """Also taken where a request asks for them: ``return_alignment``, ``prefixes`` (one
         per sentence) and ``observer`` (nmt.decoding.translator.Translator.translate_nbest)."""
@@ -122,6 +130,7 @@ class WorkerStats:
     requests: int = 0
     batches: int = 0  # Translator calls
     skipped: int = 0  # requests whose client hung up before their batch began: never translated
+    cut_short: int = 0  # requests whose client hung up during their call: the rest not searched
     largest_batch: int = 0  # requests in one call
 
 
@@ -152,7 +161,7 @@ class _ResultsByJob:
         self.results[job.number][j] = translations
         self.missing[job.number] -= 1
         if self.missing[job.number] == 0:
-            job.future.set_result(cast(Result, self.results[job.number]))
+            _answer(job, cast(Result, self.results[job.number]))
 
 
 CLIENTS_MEMORY = 1.0  # seconds a peak of requests in flight counts as the number of clients
@@ -293,8 +302,8 @@ class BatchingWorker:
         state = _ThreadState()
         while (jobs := self._gather(state)) is not None:
             started = time.monotonic()
-            # A client that hung up has cancelled its future (app.py): skip its work.
-            live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            # A client that hung up has cancelled its future (texts.py): skip its work.
+            live = [job for job in jobs if not job.future.cancelled()]
             if skipped := len(jobs) - len(live):
                 with self._lock:
                     self.stats.skipped += skipped
@@ -349,6 +358,7 @@ class BatchingWorker:
         """One Translator call for the group, each job answered as soon as its texts are
         translated; on failure, each job not answered yet alone."""
         texts = [text for job in group for text in job.texts]
+        owners = [job for job in group for _ in job.texts]
         on_done = _ResultsByJob(group).add if self.answer_early else None
         try:
             results = self.translator.translate_nbest(
@@ -356,6 +366,7 @@ class BatchingWorker:
                 group[0].options,
                 return_attention=group[0].attention,
                 on_done=on_done,
+                wanted=lambda i: not owners[i].future.cancelled(),
                 **group[0].translate_kwargs(group),
             )
         except Exception as exc:
@@ -371,11 +382,21 @@ class BatchingWorker:
                 for job in unanswered:
                     self._translate([job])
             return
-        self._count(len(group))
+        if gone := sum(job.future.cancelled() for job in group):
+            with self._lock:
+                self.stats.cut_short += gone
+            never_searched = sum(not nbest for nbest in results)  # even a blank line gets one
+            log.info(
+                "stopped translating %d request(s) whose client hung up (%d sentences never "
+                "searched)",
+                gone,
+                never_searched,
+            )
+        self._count(len(group) - gone)
         start = 0
         for job in group:  # those a translator that does not call on_done left unanswered
             if not job.future.done():
-                job.future.set_result(results[start : start + len(job.texts)])
+                _answer(job, results[start : start + len(job.texts)])
             start += len(job.texts)
 
     def _count(self, answered: int) -> None:
@@ -389,4 +410,12 @@ class BatchingWorker:
     def _fail(job: Job, exc: Exception) -> None:
         if not isinstance(exc, NmtError):  # users' mistakes need no traceback in the log
             log.exception("translating a request failed", exc_info=exc)
-        job.future.set_exception(exc)
+        with suppress(InvalidStateError):  # cancelled meanwhile: no one reads it
+            job.future.set_exception(exc)
+
+
+def _answer(job: Job, result: Result) -> None:
+    """Settle ``job`` unless its client cancelled it meanwhile (which may come at any moment
+    from the event loop's thread: checking first would race with it)."""
+    with suppress(InvalidStateError):
+        job.future.set_result(result)

@@ -313,3 +313,33 @@ def test_an_ensemble_says_the_least_of_its_members_positions(model_dir: Path) ->
     assert translator.max_positions == 12
     [[translation]] = translator.translate_nbest([LONG * 3])
     assert translation.truncated
+
+
+def test_sentences_no_longer_wanted_are_not_searched(
+    copy_model: Any, tokenizer: Tokenizer, sentences: list[str]
+) -> None:
+    # Every other sentence's request is given up as soon as the first sentence is translated
+    # (its client hung up): each sentence is asked for once, as its batch begins.
+    given_up: set[int] = set()
+    asked: list[int] = []
+
+    def wanted(i: int) -> bool:
+        asked.append(i)
+        return i not in given_up
+
+    def on_done(i: int, translations: list[Any]) -> None:
+        given_up.update(range(0, len(sentences), 2))  # every other sentence's request is gone
+
+    results = Translator(copy_model, tokenizer).translate_nbest(
+        sentences, opts(max_tokens=30), on_done=on_done, wanted=wanted
+    )
+    batches = copy_model.encoded
+    assert len(batches) > 2  # several batches: some began after the hang-up
+    assert sorted(asked) == list(range(len(sentences)))  # each asked once, as its batch began
+    first_batch_rows = batches[0][0]
+    searched = [i for i, nbest in enumerate(results) if nbest]
+    dropped = [i for i in range(0, len(sentences), 2) if i not in asked[:first_batch_rows]]
+    assert dropped, "no sentence of the gone request was left for a later batch"
+    assert sum(rows for rows, _ in batches) == len(sentences) - len(dropped)
+    assert searched == [i for i in range(len(sentences)) if i not in dropped]
+    assert all(results[i][0].text == sentences[i] for i in searched)  # the copy model's output

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from nmt.config import DecodingConfig, RNNConfig, load_config
 from nmt.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from nmt.decoding.alignment import pharaoh, word_alignment_of
-from nmt.decoding.translator import Translation, TranslationDone, Translator
+from nmt.decoding.translator import Translation, TranslationDone, Translator, Wanted
 from nmt.models.build import build_model
 from nmt.models.store import load_model_dir, resolve_model_dir, write_model_dir
 from nmt.serve.app import create_app, model_info
@@ -284,10 +284,11 @@ class FailsOnBoom:
         *,
         return_attention: bool = False,
         on_done: TranslationDone | None = None,
+        wanted: Wanted | None = None,
     ) -> list[list[Translation]]:
         if "boom" in sentences:
             raise RuntimeError("a bug in the model")
-        return self.translator.translate_nbest(sentences, options, on_done=on_done)
+        return self.translator.translate_nbest(sentences, options, on_done=on_done, wanted=wanted)
 
 
 def test_a_failure_in_one_request_leaves_the_others_alone(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import shutil
 import signal
 import socket
 import time
@@ -15,8 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from nmt.cli import build_parser, main
+from nmt.models.store import CONFIG_FILE
 from tests.conftest import WORDS
 from tests.serve.conftest import Server, cli_translate, start_server, stop_server
 
@@ -137,6 +141,41 @@ def test_a_client_that_hangs_up_is_not_translated(trained_model_dir: Path, tmp_p
         stop_server(server)
     assert after["requests"] == 1  # the slow one only: the hung-up request was never translated
     assert "skipped 1 request(s) whose client hung up" in server.output()
+
+
+def test_a_client_that_hangs_up_mid_call_stops_its_search(
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
+    # A token budget of one sentence: the request's 64 sentences are 64 batches, searched in
+    # turn; its client hangs up once the first has begun.
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model_dir)
+    config = yaml.safe_load((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    config.setdefault("decoding", {})["max_tokens"] = 1
+    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(config), encoding="utf-8")
+    server = start_server(model_dir, tmp_path / "server.log", "--workers", "1")
+    slow = {"texts": toy_sentences(64, seed=7), "beam_size": 16, "stopping": "exact"}
+    body = json.dumps(slow).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    raw_request = (
+        f"POST /v1/translate HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    try:
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(raw_request)
+            # In flight and no longer queued: its call has begun.
+            wait_for(lambda: health(server)["in_flight"] == 1 and health(server)["queued"] == 0)
+        wait_for(lambda: health(server)["cut_short"] == 1)  # its call returned
+        after = health(server)
+    finally:
+        stop_server(server)
+    assert after["in_flight"] == 0 and after["skipped"] == 0 and after["requests"] == 0
+    cut = r"stopped translating 1 request\(s\) whose client hung up \((\d+) sentences never"
+    found = re.search(cut, server.output())
+    assert found, server.output()
+    # Each batch takes tens of milliseconds; the hang-up is seen within a few: most are left.
+    assert int(found.group(1)) > 32
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:

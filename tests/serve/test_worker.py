@@ -1,4 +1,5 @@
-"""The batching worker with a fake translator whose calls the tests can hold and inspect."""
+"""The batching worker with a fake translator whose calls the tests can hold and inspect (and
+nmt's real one where cancelling must stop its search)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 import torch
 
 from nmt.config import DecodingConfig
-from nmt.decoding.translator import Translation, TranslationDone
+from nmt.decoding.translator import Translation, TranslationDone, Translator, Wanted
 from nmt.serve import worker as worker_module
 from nmt.serve.worker import BatchingWorker, ShuttingDown, model_threads
 
@@ -36,6 +38,7 @@ class FakeTranslator:
         *,
         return_attention: bool = False,
         on_done: TranslationDone | None = None,  # not called: the worker answers at the end
+        wanted: Wanted | None = None,  # not asked: every sentence is translated
     ) -> list[list[Translation]]:
         self.calls.append(list(sentences))
         self.asked_early.append(on_done is not None)
@@ -239,6 +242,7 @@ class AnswersAsItGoes(FakeTranslator):
         *,
         return_attention: bool = False,
         on_done: TranslationDone | None = None,
+        wanted: Wanted | None = None,
     ) -> list[list[Translation]]:
         self.calls.append(list(sentences))
         results = [[Translation(text=s.upper(), tokens=[], score=-1.0)] for s in sentences]
@@ -329,6 +333,7 @@ class GatedTranslator(FakeTranslator):
         *,
         return_attention: bool = False,
         on_done: TranslationDone | None = None,
+        wanted: Wanted | None = None,
     ) -> list[list[Translation]]:
         for text in sentences:
             if text in self.gates:
@@ -408,7 +413,7 @@ class RecordsOptionalArguments(FakeTranslator):
     def translate_nbest(  # type: ignore[override]
         self, sentences: Sequence[str], options: DecodingConfig | None = None, **kwargs: object
     ) -> list[list[Translation]]:
-        self.extras.append({k: v for k, v in kwargs.items() if k != "on_done"})
+        self.extras.append({k: v for k, v in kwargs.items() if k not in ("on_done", "wanted")})
         return super().translate_nbest(sentences, options)
 
 
@@ -450,3 +455,52 @@ def test_a_traced_request_is_searched_alone() -> None:
     calls = zip(translator.extras, translator.calls, strict=True)
     (traced_call,) = [extras for extras, sentences in calls if sentences == ["y"]]
     assert traced_call["observer"] == steps.append
+
+
+class HangsUpAfterItsFirstSentence:
+    """nmt's real Translator, whose request's client hangs up (cancels the request's future,
+    as nmt.serve.texts does) as soon as the first sentence is translated; records which
+    sentences were searched."""
+
+    def __init__(self, translator: Translator) -> None:
+        self.translator = translator
+        self.searched: list[int] = []
+        self.request: Future[list[list[Translation]]] | None = None
+        self.submitted = threading.Event()
+
+    def translate_nbest(
+        self,
+        sentences: Sequence[str],
+        options: DecodingConfig | None = None,
+        *,
+        return_attention: bool = False,
+        on_done: TranslationDone | None = None,
+        wanted: Wanted | None = None,
+    ) -> list[list[Translation]]:
+        assert self.submitted.wait(TIMEOUT)
+
+        def hang_up(i: int, translations: list[Translation]) -> None:
+            self.searched.append(i)
+            assert self.request is not None
+            self.request.cancel()
+            if on_done is not None:
+                on_done(i, translations)
+
+        return self.translator.translate_nbest(sentences, options, on_done=hang_up, wanted=wanted)
+
+
+def test_a_request_cancelled_during_its_call_is_not_searched_further(
+    trained_model_dir: Path,
+) -> None:
+    translator = HangsUpAfterItsFirstSentence(Translator.load(trained_model_dir))
+    worker = make_worker(translator)  # type: ignore[arg-type]
+    texts = ["the cat sees the dog", "a dog", "the red house is big", "a big cat", "the dog"]
+    # A budget below one sentence: each sentence is a batch of its own, searched in turn.
+    request = worker.submit(texts, DecodingConfig(max_tokens=1), attention=False, num_tokens=30)
+    translator.request = request
+    translator.submitted.set()
+    worker.stop(TIMEOUT)
+    assert request.cancelled()
+    assert len(translator.searched) == 1  # the batch under way ended; no later one began
+    assert worker.stats.cut_short == 1 and worker.stats.requests == 0
+    assert worker.stats.in_flight == 0
