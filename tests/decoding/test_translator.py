@@ -343,3 +343,16 @@ def test_sentences_no_longer_wanted_are_not_searched(
     assert sum(rows for rows, _ in batches) == len(sentences) - len(dropped)
     assert searched == [i for i in range(len(sentences)) if i not in dropped]
     assert all(results[i][0].text == sentences[i] for i in searched)  # the copy model's output
+
+
+@pytest.mark.parametrize("engine", ["nmt", "ctranslate2"])
+def test_both_engines_leave_unwanted_sentences_unsearched(
+    model_dir: Path, lines: list[str], engine: str
+) -> None:
+    translator = Translator.load(model_dir, engine=engine)  # model_dir is the test's own copy
+    options = opts(max_tokens=1)  # a batch per sentence
+    given = lines[:6]
+    everything = translator.translate_nbest(given, options)
+    kept = translator.translate_nbest(given, options, wanted=lambda i: i % 3 == 0)
+    assert [bool(nbest) for nbest in kept] == [i % 3 == 0 for i in range(len(given))]
+    assert [kept[i][0].text for i in (0, 3)] == [everything[i][0].text for i in (0, 3)]
