@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from nmt.config import TransformerConfig
@@ -74,6 +75,12 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--sdpa",
+        choices=["default", "math"],
+        default="default",
+        help="math: F.scaled_dot_product_attention's explicit softmax(QKᵀ/√d)·V path",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -96,14 +103,18 @@ def main() -> None:
     label_sublayers(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9)
 
+    backends = (
+        [SDPBackend.MATH] if args.sdpa == "math" else [SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
+    )
+
     def update(batch: Any) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16), sdpa_kernel(backends):
             logits = model(batch.src, batch.src_mask, batch.tgt_in)
         with record_function("loss over the vocabulary"):
             sums = label_smoothed_loss(logits, batch.tgt_out, epsilon=0.1)
             loss = sums.smoothed / sums.num_tokens
-        with record_function("backward"):
+        with record_function("backward"), sdpa_kernel(backends):
             loss.backward()
         with record_function("optimizer"):
             optimizer.step()
@@ -116,7 +127,9 @@ def main() -> None:
     events = prof.key_averages()
     total = next(e.cpu_time_total for e in events if e.key == "update")
     print(f"machine: {describe()}")
-    print(f"{args.steps} updates, {total / args.steps / 1e3:.0f} ms each (profiled)")
+    print(
+        f"{args.steps} updates, {total / args.steps / 1e3:.0f} ms each (profiled), sdpa {args.sdpa}"
+    )
     ranges = [
         *SUBLAYERS.values(),
         "forward: output projection",
