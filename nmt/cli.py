@@ -78,15 +78,19 @@ def cmd_average(args: argparse.Namespace) -> None:
 def _decoding_options(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
     """The model's config.decoding with the options given on the command line applied."""
     given = {name: getattr(args, name, None) for name in type(defaults).model_fields}
+    if (glossary_file := given.get("glossary")) is not None:
+        from nmt.decoding.glossary import glossary_option
+
+        given["glossary"] = glossary_option(glossary_file)  # a TSV file's terms
     return defaults.updated(**given)
 
 
 def _load_translator(args: argparse.Namespace) -> tuple[Translator, DecodingConfig]:
     """The model directory's Translator, and the search options: the command line's, else the
     model's ``decoding`` section."""
-    from nmt.decoding.engines import load_translator
+    from nmt.decoding.translator import Translator
 
-    translator = load_translator(
+    translator = Translator.load(
         args.model_dirs, engine=args.engine, int8=args.int8, device=args.device
     )
     return translator, _decoding_options(args, translator.default_options)
@@ -229,7 +233,10 @@ def _reference_loss(
 
 
 def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
-    # Each flag sets the config.decoding field of its name (nmt.config.DecodingConfig).
+    # Each flag sets the config.decoding field of its name (nmt.config.DecodingConfig);
+    # optional(...) also takes "none", which takes away a value the model's config sets.
+    from nmt.config import optional
+
     group = parser.add_argument_group("search (defaults: the model's config.decoding)")
     group.add_argument("--beam-size", type=int, help="beam size; 1 is greedy (paper: 4)")
     group.add_argument("--nbest", type=int, help="translations per sentence (n-best lines)")
@@ -242,7 +249,9 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
         choices=["early", "exact"],
         help="early: once the most probable candidate ends (fast); exact: the paper's bound",
     )
-    group.add_argument("--patience", type=float, help="early stopping: wait for ⌈p·k⌉ endings")
+    group.add_argument(
+        "--patience", type=optional(float), help="early stopping: wait for ⌈p·k⌉ endings"
+    )
     group.add_argument(
         "--allow-empty", action=argparse.BooleanOptionalAction, help="allow empty translations"
     )
@@ -250,9 +259,25 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
         "--sampling", action=argparse.BooleanOptionalAction, help="sample instead of searching"
     )
     group.add_argument("--temperature", type=float, help="sampling temperature")
-    group.add_argument("--top-k", type=int, help="sample among the k most probable tokens")
-    group.add_argument("--top-p", type=float, help="sample in the nucleus of mass p")
-    group.add_argument("--seed", type=int, help="sampling seed (repeatable draws)")
+    group.add_argument("--top-k", type=optional(int), help="sample among the k likeliest tokens")
+    group.add_argument("--top-p", type=optional(float), help="sample in the nucleus of mass p")
+    group.add_argument("--seed", type=optional(int), help="sampling seed (repeatable draws)")
+    group.add_argument("--prefix", help="every output starts with this text (target prefix)")
+    group.add_argument(
+        "--glossary",
+        type=Path,
+        metavar="TSV",
+        help="terms.tsv (source term, tab, target term[, tab, note]): where a sentence holds a "
+        "source term, its translation holds the target term (docs/decoding.md)",
+    )
+    group.add_argument(
+        "--no-repeat-ngram-size", type=int, help="never repeat an n-gram of this size (0: off)"
+    )
+    group.add_argument(
+        "--repetition-penalty", type=float, help="penalise tokens already written (> 1; 1: off)"
+    )
+    group.add_argument("--min-len-a", type=float, help="output at least a·|X| + b tokens: a")
+    group.add_argument("--min-len-b", type=int, help="output at least a·|X| + b tokens: b")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument(
         "--engine",

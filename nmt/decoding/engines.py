@@ -110,11 +110,6 @@ def load_engine(
     return translator
 
 
-def load_translator(model_dirs: Sequence[Path], **engine: Any) -> Translator:
-    """Translator.load under its former name, for callers not yet moved to it."""
-    return Translator.load(model_dirs, **engine)
-
-
 # -- the CTranslate2 model cache ------------------------------------------------------------------
 
 
