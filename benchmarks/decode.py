@@ -27,7 +27,7 @@ from nmt.data.batching import pad_sequences
 from nmt.data.parallel import iter_lines
 from nmt.data.tokenizer import EOS_ID, PAD_ID
 from nmt.decoding.search import beam_search
-from nmt.models.interface import DecoderState
+from nmt.models.interface import DEFAULT_ENCODE_OPTIONS, DecoderState, EncodeOptions
 from nmt.models.store import load_model_dir
 from nmt.models.transformer import Transformer
 
@@ -59,7 +59,9 @@ class UncachedTransformer:
     def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
         return self.model(src, src_mask, tgt_in)
 
-    def encode(self, src: Tensor, src_mask: Tensor, **_options: object) -> PrefixState:
+    def encode(
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
+    ) -> PrefixState:
         empty = torch.empty(src.size(0), 0, dtype=torch.long)
         return PrefixState(self.model.encoder(src, src_mask), src_mask, empty)
 

@@ -29,6 +29,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from nmt.config import TransformerConfig
 from nmt.machine import describe
+from nmt.models.interface import EncodeOptions
 from nmt.models.quantize import quantize_int8
 from nmt.models.transformer import Transformer
 
@@ -51,7 +52,7 @@ def time_steps(model: Transformer, rows: int, steps: int) -> list[float]:
     src_mask = torch.ones_like(src, dtype=torch.bool)
     times = []
     with torch.inference_mode():
-        state = model.encode(src, src_mask, max_steps=10 + steps + 1)
+        state = model.encode(src, src_mask, EncodeOptions(max_steps=10 + steps + 1))
         state.select(torch.zeros(rows, dtype=torch.long))
         prev = torch.randint(1, VOCAB - 1, (rows,))
         for step in range(10 + steps):
@@ -66,7 +67,9 @@ def time_steps(model: Transformer, rows: int, steps: int) -> list[float]:
 def profile_step(model: Transformer, rows: int, steps: int) -> str:
     src = torch.randint(1, VOCAB - 1, (1, 16))
     with torch.inference_mode():
-        state = model.encode(src, torch.ones_like(src, dtype=torch.bool), max_steps=steps + 11)
+        state = model.encode(
+            src, torch.ones_like(src, dtype=torch.bool), EncodeOptions(max_steps=steps + 11)
+        )
         state.select(torch.zeros(rows, dtype=torch.long))
         prev = torch.randint(1, VOCAB - 1, (rows,))
         for _ in range(10):

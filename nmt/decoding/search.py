@@ -61,7 +61,7 @@ from torch import Tensor
 
 from nmt.config import DecodingConfig
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.models.interface import DecoderState, Seq2SeqModel
+from nmt.models.interface import DecoderState, EncodeOptions, Seq2SeqModel
 
 
 @dataclass(frozen=True)
@@ -392,12 +392,8 @@ def beam_search(
     if active.numel() == 0:
         return finished
     # The longest output takes limits.max() steps: the decoder reads BOS and all but its last.
-    state = model.encode(
-        src[active],
-        src_mask[active],
-        max_steps=int(limits.max()),
-        record_attention=record_attention,
-    )
+    encoding = EncodeOptions(max_steps=int(limits.max()), record_attention=record_attention)
+    state = model.encode(src[active], src_mask[active], encoding)
     state = state.select(torch.arange(active.numel(), device=device).repeat_interleave(k))
     # All k beams start identical: only the first may expand, or the beam would fill with copies.
     # (A, k) log P of each open beam; it takes the dtype of the model's log-probabilities (or

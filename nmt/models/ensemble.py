@@ -29,7 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from nmt.errors import NmtError
-from nmt.models.interface import DecoderState, TranslationModel
+from nmt.models.interface import (
+    DEFAULT_ENCODE_OPTIONS,
+    DecoderState,
+    EncodeOptions,
+    TranslationModel,
+)
 from nmt.models.store import LoadedModel, load_model_dir, resolve_model_dir
 
 
@@ -94,19 +99,9 @@ class Ensemble(TranslationModel):
         return mean_of_probabilities(logits)
 
     def encode(
-        self,
-        src: Tensor,
-        src_mask: Tensor,
-        *,
-        max_steps: int | None = None,
-        record_attention: bool = False,
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
     ) -> EnsembleState:
-        return EnsembleState(
-            [
-                m.encode(src, src_mask, max_steps=max_steps, record_attention=record_attention)
-                for m in self._models()
-            ]
-        )
+        return EnsembleState([m.encode(src, src_mask, options) for m in self._models()])
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, EnsembleState]:
         assert isinstance(state, EnsembleState)

@@ -9,9 +9,28 @@ Masks follow one convention everywhere: bool, True = a real token that may be at
 
 from __future__ import annotations
 
-from typing import Protocol, Self, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, Self, TypedDict, runtime_checkable
 
 from torch import Tensor, nn
+
+from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """What search tells a model before decoding starts.
+
+    ``max_steps``: how many ``decode_step`` calls may follow (lets a model preallocate its
+    caches; None: up to its maximum length). ``record_attention``: keep the cross-attention
+    weights of every step in ``state.attention``.
+    """
+
+    max_steps: int | None = None
+    record_attention: bool = False
+
+
+DEFAULT_ENCODE_OPTIONS = EncodeOptions()  # one shared default: a frozen value, never mutated
 
 
 @runtime_checkable
@@ -55,19 +74,10 @@ class Seq2SeqModel(Protocol):
         ...
 
     def encode(
-        self,
-        src: Tensor,
-        src_mask: Tensor,
-        *,
-        max_steps: int | None = None,
-        record_attention: bool = False,
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
     ) -> DecoderState:
-        """Run the encoder once; the returned state starts decoding (no target token seen yet).
-
-        ``max_steps``: how many ``decode_step`` calls may follow (lets a model preallocate its
-        caches; None: up to its maximum length). ``record_attention``: keep the cross-attention
-        weights of every step in ``state.attention``.
-        """
+        """Run the encoder once; the returned state starts decoding (no target token seen yet),
+        as ``options`` ask."""
         ...
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
@@ -82,6 +92,15 @@ class Seq2SeqModel(Protocol):
         ...
 
 
+class SpecialIds(TypedDict, total=False):
+    """A model's special token ids, as its constructor takes them (each defaults to the
+    tokenizer's)."""
+
+    pad_id: int
+    bos_id: int
+    eos_id: int
+
+
 class TranslationModel(nn.Module, Seq2SeqModel):
     """Base class of nmt's models: a torch module that implements ``Seq2SeqModel``.
 
@@ -93,7 +112,7 @@ class TranslationModel(nn.Module, Seq2SeqModel):
     src_embed: nn.Embedding
     tgt_embed: nn.Embedding
 
-    def __init__(self, *, pad_id: int, bos_id: int, eos_id: int) -> None:
+    def __init__(self, *, pad_id: int = PAD_ID, bos_id: int = BOS_ID, eos_id: int = EOS_ID) -> None:
         super().__init__()
         self.pad_id = pad_id
         self.bos_id = bos_id

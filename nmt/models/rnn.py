@@ -26,14 +26,20 @@ V vocabulary. Masks: bool, True = a real token that may be attended to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import RNNConfig
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.models.interface import DecoderState, TranslationModel
+from nmt.models.interface import (
+    DEFAULT_ENCODE_OPTIONS,
+    DecoderState,
+    EncodeOptions,
+    SpecialIds,
+    TranslationModel,
+)
 
 
 def make_rnn(config: RNNConfig, input_size: int, *, bidirectional: bool = False) -> nn.RNNBase:
@@ -223,20 +229,12 @@ class RNNSeq2Seq(TranslationModel):
     """Recurrent encoder–decoder (rnn/lstm/gru, with or without attention), with the model
     contract of nmt.models.interface."""
 
-    def __init__(
-        self,
-        config: RNNConfig,
-        vocab_size: int,
-        *,
-        pad_id: int = PAD_ID,
-        bos_id: int = BOS_ID,
-        eos_id: int = EOS_ID,
-    ) -> None:
-        super().__init__(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
+    def __init__(self, config: RNNConfig, vocab_size: int, **ids: Unpack[SpecialIds]) -> None:
+        super().__init__(**ids)
         self.config = config
         embed_dim, hidden = config.embed_dim, config.hidden_size
-        self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.tgt_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.src_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=self.pad_id)
+        self.tgt_embed = nn.Embedding(vocab_size, embed_dim, padding_idx=self.pad_id)
         self.embed_dropout = nn.Dropout(config.dropout)
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
@@ -294,17 +292,12 @@ class RNNSeq2Seq(TranslationModel):
         return self.logits(attentional)  # (B, T, V)
 
     def encode(
-        self,
-        src: Tensor,
-        src_mask: Tensor,
-        *,
-        max_steps: int | None = None,
-        record_attention: bool = False,
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
     ) -> RNNState:
-        # max_steps is of no use here: the recurrent state does not grow with the output.
+        # options.max_steps is of no use here: the recurrent state does not grow with the output.
         memory, hidden, cell = self.encoder(self.embed_dropout(self.src_embed(src)), src_mask)
         attention = self.decoder.attention
-        recording = record_attention and attention is not None
+        recording = options.record_attention and attention is not None
         return RNNState(
             hidden=hidden.transpose(0, 1),
             cell=None if cell is None else cell.transpose(0, 1),

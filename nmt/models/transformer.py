@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nmt.config import TransformerConfig
-from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.models.cache import StepBuffer, group_size, is_identity
-from nmt.models.interface import DecoderState, TranslationModel
+from nmt.models.interface import (
+    DEFAULT_ENCODE_OPTIONS,
+    DecoderState,
+    EncodeOptions,
+    SpecialIds,
+    TranslationModel,
+)
 
 
 def scaled_dot_product_attention(
@@ -366,19 +371,13 @@ class Transformer(TranslationModel):
     """Encoder–decoder Transformer, with the model contract of nmt.models.interface."""
 
     def __init__(
-        self,
-        config: TransformerConfig,
-        vocab_size: int,
-        *,
-        pad_id: int = PAD_ID,
-        bos_id: int = BOS_ID,
-        eos_id: int = EOS_ID,
+        self, config: TransformerConfig, vocab_size: int, **ids: Unpack[SpecialIds]
     ) -> None:
-        super().__init__(pad_id=pad_id, bos_id=bos_id, eos_id=eos_id)
+        super().__init__(**ids)
         self.config = config
         d_model = config.d_model
-        self.src_embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
-        self.tgt_embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.src_embed = nn.Embedding(vocab_size, d_model, padding_idx=self.pad_id)
+        self.tgt_embed = nn.Embedding(vocab_size, d_model, padding_idx=self.pad_id)
         # Embeddings are multiplied by √d_model (3.4); Marian models may leave that out.
         self.embed_scale = math.sqrt(d_model) if config.scale_embedding else 1.0
         self.src_positions = PositionalEncoding(config)
@@ -470,14 +469,9 @@ class Transformer(TranslationModel):
         return logits
 
     def encode(
-        self,
-        src: Tensor,
-        src_mask: Tensor,
-        *,
-        max_steps: int | None = None,
-        record_attention: bool = False,
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
     ) -> TransformerState:
-        limit = self.config.max_positions
+        limit, max_steps = self.config.max_positions, options.max_steps
         if max_steps is not None and max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, not {max_steps}")
         return TransformerState(
@@ -486,7 +480,7 @@ class Transformer(TranslationModel):
             # Without a bound, start small: the buffers double when decoding goes on.
             capacity=max_steps if max_steps is not None else min(64, limit),
             limit=limit,
-            record_attention=record_attention,
+            record_attention=options.record_attention,
         )
 
     def decode_step(

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from nmt.config import Config, RNNConfig, TrainingConfig
 from nmt.errors import NmtError
-from nmt.models.interface import Seq2SeqModel
+from nmt.models.interface import EncodeOptions, Seq2SeqModel
 from nmt.training.loss import LossSums, label_smoothed_loss
 from nmt.training.precision import AUTOCAST_DTYPES, ForwardLoss
 
@@ -95,7 +95,7 @@ def step_by_step_log_probs(
 ) -> Tensor:
     """Log-probabilities (B, T, V) of a decoder run one step at a time, fed BOS, then at each
     step the reference token or its own argmax of the step before, as ``mix`` chooses."""
-    state = model.encode(src, src_mask, max_steps=tgt_in.size(1))
+    state = model.encode(src, src_mask, EncodeOptions(max_steps=tgt_in.size(1)))
     fed = tgt_in[:, 0]  # BOS
     outputs = []
     for t in range(tgt_in.size(1)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from torch import Tensor
 
 from nmt.config import Config, DataConfig, TransformerConfig
 from nmt.data.tokenizer import EOS_ID, PAD_ID, Tokenizer
+from nmt.models.interface import DEFAULT_ENCODE_OPTIONS, EncodeOptions
 
 LINES = [
     "the cat sat on the mat",
@@ -83,11 +83,13 @@ class CopyModel:
         logits[torch.arange(target.size(0)), target] = 5.0
         return logits.log_softmax(-1)
 
-    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> CopyState:
+    def encode(
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
+    ) -> CopyState:
         self.encoded.append(tuple(src.shape))
-        self.max_steps.append(options["max_steps"])
+        self.max_steps.append(options.max_steps)
         attention = src.new_zeros(src.size(0), 0, 1, 1, src.size(1), dtype=torch.float32)
-        return CopyState(src, 0, attention if options["record_attention"] else None)
+        return CopyState(src, 0, attention if options.record_attention else None)
 
     def decode_step(self, prev_tokens: Tensor, state: CopyState) -> tuple[Tensor, CopyState]:
         log_probs = self._log_probs(self._target(state.src, state.position))

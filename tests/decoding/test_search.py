@@ -17,6 +17,7 @@ from nmt.config import DecodingConfig, RNNConfig, TransformerConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from nmt.decoding.search import Hypothesis, Selector, beam_search, length_penalty, max_lengths
+from nmt.models.interface import DEFAULT_ENCODE_OPTIONS, EncodeOptions
 
 DATA = Path(__file__).parent / "data"
 
@@ -84,7 +85,7 @@ class TableModel:
     def __init__(self, table: Table, default: dict[int, float], vocab_size: int = 7) -> None:
         self.table, self.default, self.vocab_size = table, default, vocab_size
         self.steps = 0
-        self.encode_options: list[dict[str, Any]] = []
+        self.encode_options: list[EncodeOptions] = []
 
     def distribution(self, prefix: tuple[int, ...]) -> dict[int, float]:
         return self.table.get(prefix, self.default)
@@ -95,7 +96,9 @@ class TableModel:
             probs[token] = p
         return probs.log()
 
-    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> PrefixState:
+    def encode(
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
+    ) -> PrefixState:
         self.encode_options.append(options)
         return PrefixState(src, src.new_empty(src.size(0), 0))
 
@@ -172,7 +175,9 @@ class RecurrentFake:
         self.out = torch.randn(dim, vocab_size, generator=g, dtype=torch.float64) * 2
         self.eos_slope, self.eos_bias = eos_slope, eos_bias
 
-    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> RecurrentState:
+    def encode(
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
+    ) -> RecurrentState:
         context = (self.src_embed[src] * src_mask[:, :, None]).sum(1)  # padding adds nothing
         return RecurrentState(torch.tanh(context), context, src_mask.sum(1) - 1, 0)
 
@@ -228,8 +233,8 @@ def test_encode_is_told_how_many_steps_search_may_take() -> None:
     # The longest output, 3 + 5 tokens, takes 8 steps: one that reaches the limit ends there,
     # with no step to score an EOS.
     assert model.encode_options == [
-        {"max_steps": 8, "record_attention": False},
-        {"max_steps": 2, "record_attention": True},
+        EncodeOptions(max_steps=8, record_attention=False),
+        EncodeOptions(max_steps=2, record_attention=True),
     ]
 
 
@@ -615,8 +620,10 @@ class TracingFake(RecurrentFake):
 
     num_layers = 2
 
-    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> TracingState:
-        assert options["record_attention"]
+    def encode(
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
+    ) -> TracingState:
+        assert options.record_attention
         inner = super().encode(src, src_mask)
         weights = torch.zeros(src.size(0), 0, self.num_layers, 1, src.size(1))
         return TracingState(**vars(inner), weights=weights)
@@ -690,7 +697,9 @@ class Uncached:
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
 
-    def encode(self, src: Tensor, src_mask: Tensor, **options: Any) -> UncachedState:
+    def encode(
+        self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
+    ) -> UncachedState:
         return UncachedState(src, src_mask, src.new_empty(src.size(0), 0))
 
     def decode_step(

@@ -13,6 +13,7 @@ from nmt.config import DecodingConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
+from nmt.models.interface import DEFAULT_ENCODE_OPTIONS, EncodeOptions
 from tests.decoding.conftest import CopyModel
 
 LONG = "the quick brown fox jumps over the lazy dog"  # one of the tokenizer's training lines
@@ -190,9 +191,14 @@ def test_sources_are_padded_with_the_models_own_ids(tokenizer: Tokenizer) -> Non
     class MarianLikeCopy(CopyModel):
         pad_id, bos_id, eos_id = tokenizer.vocab_size - 1, 2, 3
 
-        def encode(self, src: torch.Tensor, src_mask: torch.Tensor, **options: Any) -> Any:
+        def encode(
+            self,
+            src: torch.Tensor,
+            src_mask: torch.Tensor,
+            options: EncodeOptions = DEFAULT_ENCODE_OPTIONS,
+        ) -> Any:
             self.sources = (src, src_mask)
-            return super().encode(src, src_mask, **options)
+            return super().encode(src, src_mask, options)
 
     model = MarianLikeCopy(tokenizer.vocab_size)
     Translator(model, tokenizer).translate(["hello", "the cat sat on the mat"])

@@ -18,7 +18,7 @@ from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
 from nmt.models.build import build_model
 from nmt.models.ensemble import Ensemble, load_models, mean_of_probabilities
-from nmt.models.interface import TranslationModel
+from nmt.models.interface import EncodeOptions, TranslationModel
 from nmt.models.store import write_model_dir
 
 TRANSFORMER = TransformerConfig(num_layers=1, d_model=16, d_ff=32, num_heads=2, max_positions=40)
@@ -144,10 +144,10 @@ def test_attention_is_the_first_members(tokenizer_path: Path) -> None:
             Ensemble([a, b]).cross_attention(src, src_mask, tgt_in),
             a.cross_attention(src, src_mask, tgt_in),
         )
-        state = Ensemble([a, b]).encode(src, src_mask, record_attention=True)
+        state = Ensemble([a, b]).encode(src, src_mask, EncodeOptions(record_attention=True))
         _, state = Ensemble([a, b]).decode_step(tgt_in[:, 0], state)
         state = state.select(torch.tensor([2, 0]))
-        alone = a.encode(src, src_mask, record_attention=True)
+        alone = a.encode(src, src_mask, EncodeOptions(record_attention=True))
         _, alone = a.decode_step(tgt_in[:, 0], alone)
         alone = alone.select(torch.tensor([2, 0]))
     assert state.attention is not None and alone.attention is not None

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from nmt.config import RNNConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.models.interface import DecoderState, Seq2SeqModel, TranslationModel
+from nmt.models.interface import DecoderState, EncodeOptions, Seq2SeqModel, TranslationModel
 from nmt.models.rnn import RNNSeq2Seq, RNNState
 
 VOCAB = 23
@@ -308,7 +308,7 @@ def test_learns_to_copy(variant: dict[str, Any], one_thread: None) -> None:
 def test_recorded_attention_is_each_rows_own_through_select(variant: dict[str, Any]) -> None:
     model = make_model(**variant)
     src, src_mask, tgt_in = random_batch()
-    state = model.encode(src, src_mask, max_steps=5, record_attention=True)
+    state = model.encode(src, src_mask, EncodeOptions(max_steps=5, record_attention=True))
     for t in range(2):
         _, state = model.decode_step(tgt_in[:, t], state)
     indices = torch.tensor([2, 0, 0, 3, 2, 2, 1])  # beams, reordered and repeated
@@ -328,7 +328,7 @@ def test_attention_is_recorded_only_when_asked_and_only_with_attention() -> None
         (make_model(attention="dot"), False),
         (make_model(attention="none"), True),
     ]:
-        state = model.encode(src, src_mask, record_attention=record)
+        state = model.encode(src, src_mask, EncodeOptions(record_attention=record))
         _, state = model.decode_step(tgt_in[:, 0], state)
         assert state.attention is None
 

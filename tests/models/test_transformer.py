@@ -15,7 +15,7 @@ from nmt.errors import NmtError
 from nmt.models import transformer
 from nmt.models.build import build_model, count_parameters
 from nmt.models.cache import StepBuffer
-from nmt.models.interface import DecoderState, Seq2SeqModel
+from nmt.models.interface import DecoderState, EncodeOptions, Seq2SeqModel
 from nmt.models.store import load_weights
 from nmt.models.transformer import (
     Transformer,
@@ -119,7 +119,7 @@ def test_step_by_step_decoding_reproduces_teacher_forcing(overrides: dict[str, o
         torch.nn.init.normal_(model.output_bias)
     src, src_mask, tgt = random_batch()
     expected = model(src, src_mask, tgt).log_softmax(-1)
-    state = model.encode(src, src_mask, max_steps=tgt.size(1))
+    state = model.encode(src, src_mask, EncodeOptions(max_steps=tgt.size(1)))
     steps = []
     for t in range(tgt.size(1)):
         log_probs, state = model.decode_step(tgt[:, t], state)
@@ -244,7 +244,9 @@ def beam_like_decode(model: Transformer, *, record_attention: bool = False) -> d
     regroup again, then drop a sentence. Returns every row's log-probs with its sentence and
     token history, the lineage of rows and the final state."""
     src, src_mask, _ = random_batch()
-    state = model.encode(src, src_mask, max_steps=5, record_attention=record_attention)
+    state = model.encode(
+        src, src_mask, EncodeOptions(max_steps=5, record_attention=record_attention)
+    )
     sentence = torch.arange(3)  # (N,) sentence of each row
     history = torch.empty(3, 0, dtype=torch.long)  # (N, t) tokens fed to each row
     selections = [
@@ -329,7 +331,7 @@ def test_grouped_rows_share_their_sentences_keys_until_a_sentence_leaves() -> No
 def test_caches_are_written_in_place_without_reallocation() -> None:
     model = tiny()
     src, src_mask, tgt = random_batch()
-    state = model.encode(src, src_mask, max_steps=tgt.size(1))
+    state = model.encode(src, src_mask, EncodeOptions(max_steps=tgt.size(1)))
     _, state = model.decode_step(tgt[:, 0], state)
     cache = state.caches[0]
     assert cache.data is not None and cache.data.size(3) == tgt.size(1)  # (N, 2, H, P, K)
@@ -347,7 +349,7 @@ def test_caches_grow_past_max_steps() -> None:
     model = tiny()
     src, src_mask, tgt = random_batch()
     expected = model(src, src_mask, tgt).log_softmax(-1)
-    state = model.encode(src, src_mask, max_steps=2)
+    state = model.encode(src, src_mask, EncodeOptions(max_steps=2))
     for t in range(tgt.size(1)):
         log_probs, state = model.decode_step(tgt[:, t], state)
         torch.testing.assert_close(log_probs, expected[:, t], atol=1e-5, rtol=0)
