@@ -66,7 +66,7 @@ demo: $(VENV)/.installed
 	$(BIN)/nmt train configs/quickstart.yaml --data.dir=$(DATA) --training.run_dir=$(RUN) \
 		--training.max_minutes=$(DEMO_MINUTES)
 	$(BIN)/nmt average $(RUN) --last 10 -o $(RUN)/averaged
-	$(BIN)/nmt translate $(RUN)/averaged -i $(DATA)/test.en -o $(RUN)/test.hyp.de
+	$(BIN)/nmt translate $(RUN)/averaged -i $(DATA)/test.en -o $(RUN)/test.hyp.de --format lines
 	@echo; echo "Test sentences, their reference and nmt's translation (beam 4, alpha 0.6):"
 	@paste $(DATA)/test.en $(DATA)/test.de $(RUN)/test.hyp.de | head -n 8 | \
 		awk -F'\t' '{ print "  EN:  " $$1 "\n  REF: " $$2 "\n  NMT: " $$3 "\n" }'
