@@ -267,11 +267,14 @@ def slow_main_rank(rank: int, port: int, config_path: str) -> None:
 
 
 def test_ranks_wait_for_a_slow_rank_0_beyond_the_step_timeout(
-    toy_corpus: Path, tmp_path: Path
+    toy_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The other ranks wait while rank 0 alone trains the tokenizer (or validates): longer than
     # a step's collectives may take, so they wait on a group with a timeout of its own.
     config = write_config(tmp_path / "c.yaml", toy_corpus, tmp_path / "run")
+    # Spawned processes unpickle slow_main_rank by its module, tests.training.test_distributed:
+    # they inherit sys.path, which under pytest's importlib mode lacks the repository's root.
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
