@@ -11,7 +11,9 @@ fingerprints it once.
 How nmt's decoding options map onto CTranslate2's (nmt.config.DecodingConfig):
 
 - beam_size, nbest (num_hypotheses), patience, sampling with temperature / top_k / top_p /
-  seed, prefix (target_prefix), no_repeat_ngram_size, repetition_penalty: the same meaning.
+  seed, prefix (target_prefix), no_repeat_ngram_size, repetition_penalty (on the logits in
+  both; an nmt ensemble has no logits and applies it to its log-probabilities): the same
+  meaning.
 - the length limits a·|X| + b (the maximum capped by the model's positions; the minimum at
   least 1 unless allow_empty) are per sentence in nmt and per call in CTranslate2
   (max_decoding_length, min_decoding_length): sentences of a batch are sent in groups of equal
@@ -26,15 +28,13 @@ How nmt's decoding options map onto CTranslate2's (nmt.config.DecodingConfig):
   next to no probability). Banning them there (``suppress_sequences``) would renormalise its
   log-probabilities over the other tokens at every step, and so change its rankings and scores.
   The guards and the minimum length renormalise in both engines (nmt.decoding.search).
-- repetition_penalty: CTranslate2 applies it to logits, nmt to log-probabilities (its models
-  hand search no logits; an ensemble has none), so the two may differ where it is set.
 - glossary: nmt only (lexically constrained search, nmt.decoding.constraints); CTranslate2 has
   none, and a glossary given to it is refused with one line rather than silently ignored.
 - per-token log-probabilities: CTranslate2's ``return_logits_vocab`` (the step's scores, its
   penalties applied), gathered at the chosen tokens; alignments: its ``return_attention``.
 
 So nmt and CTranslate2 (float32) give identical outputs with α = 0 and stopping ``early``,
-length limit, prefix, no_repeat_ngram_size and minimum length included
+length limit, prefix, no_repeat_ngram_size, repetition_penalty and minimum length included
 (tests/interop/test_ctranslate2.py checks it on a trained model).
 """
 

@@ -15,8 +15,11 @@ Conventions:
 - |Y| in the length penalty counts the EOS of an output that has one: it is the number of steps
   taken (as tensor2tensor, the code behind the paper's numbers).
 - What the model's distribution goes through at each step, in CTranslate2's order: the
-  repetition penalty, the n-gram ban and the minimum length (EOS forbidden below it) change it
-  and it is renormalised (log_softmax), as CTranslate2's logits processors do (except for the
+  repetition penalty (on the model's logits, as CTranslate2's: when it is set, search asks
+  ``encode`` for them with EncodeOptions.logits; an ensemble has none and gives its
+  log-probabilities, on which it acts instead), the n-gram ban and the minimum length (EOS
+  forbidden below it) change it and it is renormalised (log_softmax), as CTranslate2's logits
+  processors do (except for the
   minimum length's ban at the first step, which would shift all of a sentence's candidates
   alike, so that by default scores are the model's own log-probabilities); then PAD and BOS
   are banned without renormalising (CTranslate2 never bans them; a trained model gives them next
@@ -225,28 +228,36 @@ class _Rules:
     min_lens: Tensor | None  # (N,); None once every row is past its minimum
     prefix: Tensor | None  # (N, P) forced tokens, padded with -1; None past every prefix
     prefix_lens: Tensor | None  # (N,)
+    logits: bool = False  # decode_step gave logits (EncodeOptions.logits), not log-probabilities
 
 
 def _adjust(log_probs: Tensor, step: int, tokens: Tensor, rules: _Rules) -> tuple[Tensor, Tensor]:
     """The step's log-probabilities (N, V) after the guards, the bans and the prefix (the
     module docstring's order), and the model's own (the same tensor unless a guard changed
     them). ``tokens`` (N, 1 + step) are each row's tokens so far, BOS first. Works in place
-    where it can: ``log_probs`` is the step's own (Seq2SeqModel.decode_step)."""
+    where it can: ``log_probs`` is the step's own (Seq2SeqModel.decode_step), or its logits
+    where ``rules.logits`` says so."""
     # Half-precision scores would round away the differences between long hypotheses.
     log_probs = log_probs.to(torch.promote_types(log_probs.dtype, torch.float32))
     options, ids = rules.options, rules.ids
+    penalise = options.repetition_penalty != 1.0 and step > 0
     may_renormalise = (
-        (options.repetition_penalty != 1.0 and step > 0)
+        penalise
         or 0 < options.no_repeat_ngram_size <= step
         or (step > 0 and rules.min_lens is not None)
     )
-    # The model's own values, kept apart only when a guard may change them.
-    model_log_probs = log_probs.clone() if may_renormalise else log_probs
+    if rules.logits:
+        model_log_probs = log_probs.log_softmax(dim=-1)
+        if not penalise:  # the penalty alone reads logits: go on from the log-probabilities
+            log_probs = model_log_probs.clone() if may_renormalise else model_log_probs
+    else:  # the model's own values, kept apart only when a guard may change them
+        model_log_probs = log_probs.clone() if may_renormalise else log_probs
     changed = False
     previous = tokens[:, 1:]  # (N, step)
-    if options.repetition_penalty != 1.0 and step > 0:
+    if penalise:
         # CTRL's penalty (Keskar et al., 2019) on the scores of tokens already written: / p if
-        # positive, · p if negative (a log-probability always is: see docs/decoding.md).
+        # positive, · p if negative. Scores are the model's logits, as in CTranslate2, where
+        # it gives them; an ensemble's are log-probabilities (always negative: · p).
         seen = log_probs.gather(1, previous)
         penalty = options.repetition_penalty
         log_probs.scatter_(1, previous, torch.where(seen < 0, seen * penalty, seen / penalty))
@@ -392,7 +403,11 @@ def beam_search(
     if active.numel() == 0:
         return finished
     # The longest output takes limits.max() steps: the decoder reads BOS and all but its last.
-    encoding = EncodeOptions(max_steps=int(limits.max()), record_attention=record_attention)
+    encoding = EncodeOptions(
+        max_steps=int(limits.max()),
+        record_attention=record_attention,
+        logits=options.repetition_penalty != 1.0,  # CTranslate2 applies it to logits
+    )
     state = model.encode(src[active], src_mask[active], encoding)
     state = state.select(torch.arange(active.numel(), device=device).repeat_interleave(k))
     # All k beams start identical: only the first may expand, or the beam would fill with copies.
@@ -414,6 +429,7 @@ def beam_search(
             min_lens[rows_of] if rows_of is not None and step < min_steps else None,
             prefix[0][rows_of] if prefix is not None and rows_of is not None else None,
             prefix[1][rows_of] if prefix is not None and rows_of is not None else None,
+            encoding.logits,
         )
         log_probs, model_log_probs = _adjust(log_probs, step, tokens, rules)  # (A·k, V) each
         vocab_size = log_probs.size(-1)

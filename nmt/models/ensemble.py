@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
@@ -101,7 +101,10 @@ class Ensemble(TranslationModel):
     def encode(
         self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS
     ) -> EnsembleState:
-        return EnsembleState([m.encode(src, src_mask, options) for m in self._models()])
+        # The mean is taken of the members' log-probabilities, never of their logits: asked for
+        # logits, the ensemble gives its log-probabilities (logits of its distribution).
+        members = replace(options, logits=False)
+        return EnsembleState([m.encode(src, src_mask, members) for m in self._models()])
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, EnsembleState]:
         assert isinstance(state, EnsembleState)

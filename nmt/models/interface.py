@@ -23,11 +23,15 @@ class EncodeOptions:
 
     ``max_steps``: how many ``decode_step`` calls may follow (lets a model preallocate its
     caches; None: up to its maximum length). ``record_attention``: keep the cross-attention
-    weights of every step in ``state.attention``.
+    weights of every step in ``state.attention``. ``logits``: ``decode_step`` returns the
+    output layer's raw logits instead of their log_softmax, for a guard that reads logits
+    (CTranslate2's repetition penalty); a model without logits of its own (an ensemble) returns
+    its log-probabilities, which are logits of the same distribution (softmax gives it back).
     """
 
     max_steps: int | None = None
     record_attention: bool = False
+    logits: bool = False
 
 
 DEFAULT_ENCODE_OPTIONS = EncodeOptions()  # one shared default: a frozen value, never mutated
@@ -81,9 +85,9 @@ class Seq2SeqModel(Protocol):
         ...
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, DecoderState]:
-        """Feed one token per row (N,); return log-probabilities (N, V) of the next one, in a
-        tensor of their own (not kept, not a view of one kept): search takes it over and
-        changes it in place."""
+        """Feed one token per row (N,); return log-probabilities (N, V) of the next one (logits
+        if ``encode`` was asked for them), in a tensor of their own (not kept, not a view of
+        one kept): search takes it over and changes it in place."""
         ...
 
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:

@@ -25,7 +25,7 @@ V vocabulary. Masks: bool, True = a real token that may be attended to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Unpack
 
 import torch
@@ -77,6 +77,7 @@ class RNNState:
     # (B, t, 1, 1, S) attention weights of every step so far, when recording (one layer, one
     # head); None otherwise and without attention.
     attention: Tensor | None = None
+    logits: bool = False  # decode_step returns logits, not log-probabilities
 
     def select(self, indices: Tensor) -> RNNState:
         def pick(x: Tensor | None) -> Tensor | None:
@@ -91,6 +92,7 @@ class RNNState:
             keys=pick(self.keys),
             src_mask=self.src_mask.index_select(0, indices),
             attention=pick(self.attention),
+            logits=self.logits,
         )
 
 
@@ -212,15 +214,11 @@ class Decoder(nn.Module):
             context, weights = self.attention(outputs, state.keys, state.memory, state.src_mask)
         attentional = self.dropout(torch.tanh(self.combine(torch.cat([context, outputs], dim=-1))))
 
-        next_state = RNNState(
+        next_state = replace(  # the rest (source side, recorded attention) carries over
+            state,
             hidden=new_hidden.transpose(0, 1),
             cell=None if new_cell is None else new_cell.transpose(0, 1),
             feed=None if state.feed is None else attentional[:, -1],
-            context=state.context,
-            memory=state.memory,
-            keys=state.keys,
-            src_mask=state.src_mask,
-            attention=state.attention,
         )
         return attentional, weights, next_state
 
@@ -309,6 +307,7 @@ class RNNSeq2Seq(TranslationModel):
             keys=None if attention is None else attention.keys(memory),
             src_mask=src_mask,
             attention=memory.new_zeros(src.size(0), 0, 1, 1, src.size(1)) if recording else None,
+            logits=options.logits,
         )
 
     def decode_step(self, prev_tokens: Tensor, state: DecoderState) -> tuple[Tensor, RNNState]:
@@ -321,7 +320,8 @@ class RNNSeq2Seq(TranslationModel):
             # Only when asked to record: the copy grows with t, as inspection can afford.
             step = weights[:, :, None, None].to(state.attention.dtype)  # (B, 1, 1, 1, S)
             next_state.attention = torch.cat([state.attention, step], dim=1)
-        return self.logits(attentional[:, 0]).log_softmax(dim=-1), next_state  # (B, V)
+        logits = self.logits(attentional[:, 0])  # (B, V)
+        return (logits if state.logits else logits.log_softmax(dim=-1)), next_state
 
     @torch.no_grad()
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor | None:

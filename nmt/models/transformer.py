@@ -334,11 +334,13 @@ class TransformerState:
         capacity: int,
         limit: int,
         record_attention: bool,
+        logits: bool = False,
     ) -> None:
         self.memory = memory  # per layer, (M, H, S, K) keys and values
         self.memory_mask = memory_mask  # (M, 1, 1, S)
         self.beams = 1  # rows per memory row
         self.position = 0  # target positions fed so far
+        self.logits = logits  # decode_step returns logits, not log-probabilities
         # Per layer: keys and values stacked, (N, 2, H, P, K).
         self.caches = [StepBuffer(step_dim=3, capacity=capacity, limit=limit) for _ in memory]
         # Cross-attention weights, (N, P, L, H, S).
@@ -481,6 +483,7 @@ class Transformer(TranslationModel):
             capacity=max_steps if max_steps is not None else min(64, limit),
             limit=limit,
             record_attention=options.record_attention,
+            logits=options.logits,
         )
 
     def decode_step(
@@ -499,7 +502,7 @@ class Transformer(TranslationModel):
             step = torch.stack([w[:, :, 0] for w in weights], dim=1)  # (N, L, H, S)
             state.recorded.write(state.position, step.float())
         state.position += 1
-        return logits[:, 0].log_softmax(dim=-1), state
+        return (logits[:, 0] if state.logits else logits[:, 0].log_softmax(dim=-1)), state
 
     @torch.no_grad()
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:

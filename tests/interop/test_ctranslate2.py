@@ -25,6 +25,8 @@ from nmt.decoding.translator import Translation, Translator
 from nmt.errors import NmtError
 from nmt.interop import ctranslate2 as converter
 from nmt.models.build import build_model
+from nmt.models.ensemble import Ensemble
+from nmt.models.interface import TranslationModel
 from nmt.models.store import load_model_dir, write_model_dir
 
 PAIRS = [
@@ -415,6 +417,27 @@ def test_guards_give_identical_outputs(
         sentences, options.updated(**{k: 0 for k in guards if k.startswith(("no_", "min_"))})
     )
     assert sum(a[0].tokens != b[0].tokens for a, b in zip(free, ours, strict=True)) > 3  # it acts
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_repetition_penalty_gives_identical_outputs(
+    beam_size: int, both_engines: tuple[Translator, Translator], toy_corpus: Path
+) -> None:
+    """CTranslate2 applies the penalty to logits: so does nmt's search (issue 25)."""
+    ours_engine, ct2 = both_engines
+    sentences = sources_of(toy_corpus)
+    options = DecodingConfig(beam_size=beam_size, length_penalty=0.0, repetition_penalty=1.5)
+    ours = ours_engine.translate_nbest(sentences, options)
+    assert_same_outputs(ours, ct2.translate_nbest(sentences, options))
+    free = ours_engine.translate_nbest(sentences, options.updated(repetition_penalty=1.0))
+    assert sum(a[0].tokens != b[0].tokens for a, b in zip(free, ours, strict=True)) > 3  # it acts
+    # The same rule on log-probabilities (what an ensemble, which has no logits, falls back
+    # to; an ensemble of one is the model itself) gives other outputs: logits are what count.
+    model = ours_engine.model
+    assert isinstance(model, TranslationModel)
+    alone = Translator(Ensemble([model]), ours_engine.tokenizer)
+    on_log_probs = alone.translate_nbest(sentences, options)
+    assert sum(a[0].tokens != b[0].tokens for a, b in zip(on_log_probs, ours, strict=True)) > 0
 
 
 def test_token_scores_and_alignments_agree(

@@ -154,6 +154,27 @@ def test_attention_is_the_first_members(tokenizer_path: Path) -> None:
     torch.testing.assert_close(state.attention, alone.attention)
 
 
+def test_decode_step_gives_logits_when_asked_and_an_ensemble_its_log_probabilities(
+    tokenizer_path: Path,
+) -> None:
+    """What search's repetition penalty reads (EncodeOptions.logits, CTranslate2's rule)."""
+    tokenizer = Tokenizer.load(tokenizer_path)
+    src, src_mask, tgt_in = batch(tokenizer)
+    models = [random_model(config, tokenizer.vocab_size, 1) for config in (TRANSFORMER, GRU)]
+    for model in [*models, Ensemble(models)]:
+        with torch.no_grad():
+            log_probs, _ = model.decode_step(tgt_in[:, 0], model.encode(src, src_mask))
+            asked = model.encode(src, src_mask, EncodeOptions(logits=True))
+            logits, asked = model.decode_step(tgt_in[:, 0], asked)
+            # The state keeps the choice through select and the next step.
+            later, _ = model.decode_step(tgt_in[:, 1], asked.select(torch.tensor([0, 1, 2])))
+        torch.testing.assert_close(logits.log_softmax(-1), log_probs)
+        normalised = torch.allclose(logits.logsumexp(-1), torch.zeros(len(SENTENCES)), atol=1e-5)
+        later_normalised = torch.allclose(later.logsumexp(-1), torch.zeros(3), atol=1e-5)
+        has_logits = not isinstance(model, Ensemble)
+        assert normalised != has_logits and later_normalised != has_logits
+
+
 def test_different_special_ids_are_refused(tokenizer_path: Path) -> None:
     vocab = Tokenizer.load(tokenizer_path).vocab_size
     a = build_model(TRANSFORMER, vocab)
