@@ -74,8 +74,9 @@ demo: $(VENV)/.installed
 	@echo; echo "The model is in $(RUN)/averaged; try: echo 'Good morning!' | .venv/bin/nmt translate $(RUN)/averaged"
 
 # The course (course/): execute the six chapters and render them into an offline static site,
-# build/course-site/index.html. Full mode trains on the real corpus (fetched first), about 3
-# minutes a chapter on 2 cores; `make course COURSE_FAST=1` runs them in seconds on a toy corpus.
+# build/course-site/index.html. Full mode trains on the real corpus (fetched first), sized for 3
+# minutes a chapter on 2 quiet cores (measured so far only on a loaded machine: 13 s to 8 minutes);
+# `make course COURSE_FAST=1` runs them in seconds on a toy corpus.
 COURSE_FAST ?=
 course: $(VENV)/.installed | $(KATEX)
 	test -n "$(COURSE_FAST)" || test -f $(DATA)/train.en || $(BIN)/nmt data fetch de-en --dir $(DATA)
