@@ -17,6 +17,7 @@ model and seconds of training: the test suite runs it on a toy corpus.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -115,6 +116,37 @@ def environment(args: argparse.Namespace) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1"} if args.dry_run else dict(os.environ)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, their children, ...), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def wait_until_gone(pids: list[int], timeout_s: float = 30.0) -> None:
+    """Until none of ``pids`` runs any more (a zombie no longer runs)."""
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        while time.monotonic() < deadline:
+            try:
+                if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except (OSError, IndexError):
+                break
+            time.sleep(0.05)
+
+
 def train_killed_once(run: Run, run_dir: Path, args: argparse.Namespace, budget_s: float) -> None:
     """Start the job, SIGKILL it (torchrun and every rank) after its first checkpoint, resume."""
     command = train_command(run, run_dir, args, budget_s)
@@ -130,8 +162,15 @@ def train_killed_once(run: Run, run_dir: Path, args: argparse.Namespace, budget_
             f"{run.name}: training ended (status {job.returncode}) before it could be killed; "
             f"see {log.name}"
         )
-    os.killpg(job.pid, signal.SIGKILL)  # a crashed node: no checkpoint on the way out
+    # A crashed node: no checkpoint on the way out. torchrun starts each rank in a session of
+    # its own, so killing torchrun's process group would leave the ranks training on.
+    ranks = descendants(job.pid)
+    os.killpg(job.pid, signal.SIGKILL)
+    for pid in ranks:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     job.wait()
+    wait_until_gone(ranks)
     killed_at = checkpoints(run_dir)[-1].name
     print(f"  {run.name}: killed after {killed_at}, resuming", flush=True)
     resumed = subprocess.run(command, env=environment(args), stdout=log, stderr=log)
