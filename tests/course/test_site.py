@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from tests.serve.test_page import CHROMIUM, CHROMIUM_FLAGS
+from tests.browser import launched_chromium
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +36,7 @@ def site(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"the site test needs Chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
+    yield from launched_chromium()
 
 
 def pages(site: Path) -> list[Path]:

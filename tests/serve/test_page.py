@@ -14,18 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import launched_chromium
 from tests.serve.conftest import Server, cli_translate
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",  # the tests may run as root (CI does)
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # The README's figure is refreshed only on request (NMT_UPDATE_SCREENSHOT=1), so that running the
 # tests leaves the working tree clean; otherwise the screenshot goes to the test's own folder.
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "serve-page.png"
@@ -35,20 +26,7 @@ HEAD = 1  # the head the test picks (not the first: a page that always drew head
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"the browser test needs Chromium at {CHROMIUM}; `make test` installs Debian's "
-            "package (apt-get install chromium) when it is missing",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        chromium.close()
+    yield from launched_chromium()
 
 
 def alpha(background: str) -> float:

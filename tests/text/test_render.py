@@ -13,9 +13,8 @@ from nmt.config import DecodingConfig
 from nmt.decoding.translator import Translator
 from nmt.text.documents import Job
 from nmt.text.documents import html as html_document
+from tests.browser import launched_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PAGE = Path(__file__).parent / "data" / "libffi-the-basics.html"
 # Every element's tag and depth, in document order.
 TREE = """[...document.querySelectorAll('*')].map(e => {
@@ -27,20 +26,7 @@ TREE = """[...document.querySelectorAll('*')].map(e => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"the browser test needs Chromium at {CHROMIUM}; `make test` installs Debian's "
-            "package (apt-get install chromium) when it is missing",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=FLAGS
-        )
-        yield chromium
-        chromium.close()
+    yield from launched_chromium()
 
 
 def test_chromium_renders_the_translated_page_with_the_same_tree(
