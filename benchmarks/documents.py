@@ -27,6 +27,7 @@ from pathlib import Path
 
 from nmt.data.parallel import iter_lines
 from nmt.decoding.translator import Translation, Translator
+from nmt.machine import describe
 from nmt.text import translate_text
 from nmt.text.translate import prepare_texts
 
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int)
     parser.add_argument("--limit", type=int, help="only the first N sentences")
     args = parser.parse_args()
+    print(describe())  # the machine and its measured matmul speed, with every timed figure
 
     translator = Translator.load(args.model_dir)
     options = translator.default_options
