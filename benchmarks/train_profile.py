@@ -13,7 +13,6 @@ sublayer; the backward pass (autograd's own thread) and the optimizer are labell
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +22,11 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile, record_function
+from train_throughput import corpus_tokenizer  # its sibling: run as benchmarks/train_profile.py
 
 from nmt.config import TransformerConfig
 from nmt.data.batching import TokenBudgetSampler
 from nmt.data.dataset import encode_parallel
-from nmt.data.tokenizer import Tokenizer
 from nmt.machine import describe
 from nmt.models.transformer import (
     CrossAttention,
@@ -84,15 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    if args.tokenizer is not None:
-        tokenizer = Tokenizer.load(args.tokenizer)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            tokenizer = Tokenizer.train(
-                [args.data / "train.en", args.data / "train.de"],
-                Path(tmp) / "tokenizer.model",
-                vocab_size=8000,
-            )
+    tokenizer = corpus_tokenizer(args.data, args.tokenizer, vocab_size=8000)
     pairs = encode_parallel(tokenizer, args.data / "train.en", args.data / "train.de", max_len=100)
     sampler = TokenBudgetSampler(
         pairs.src_lengths, pairs.tgt_lengths, max_tokens=args.max_tokens, seed=0

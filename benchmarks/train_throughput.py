@@ -126,6 +126,18 @@ def step_flops(model: nn.Module, batch: Batch) -> int:
     return int(counter.get_total_flops())
 
 
+def corpus_tokenizer(data: Path, saved: Path | None, *, vocab_size: int) -> Tokenizer:
+    """The tokenizer at ``saved``, or one trained now on the corpus in ``data`` (not kept)."""
+    if saved is not None:
+        return Tokenizer.load(saved)
+    with tempfile.TemporaryDirectory() as tmp:
+        return Tokenizer.train(
+            [data / "train.en", data / "train.de"],
+            Path(tmp) / "tokenizer.model",
+            vocab_size=vocab_size,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data/de-en"))
@@ -143,15 +155,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    if args.tokenizer is not None:
-        tokenizer = Tokenizer.load(args.tokenizer)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            tokenizer = Tokenizer.train(
-                [args.data / "train.en", args.data / "train.de"],
-                Path(tmp) / "tokenizer.model",
-                vocab_size=args.vocab_size,
-            )
+    tokenizer = corpus_tokenizer(args.data, args.tokenizer, vocab_size=args.vocab_size)
     pairs = encode_parallel(tokenizer, args.data / "train.en", args.data / "train.de", max_len=100)
     sampler = TokenBudgetSampler(
         pairs.src_lengths, pairs.tgt_lengths, max_tokens=args.max_tokens, seed=0
