@@ -23,9 +23,11 @@ Conventions:
   minimum length's ban at the first step, which would shift all of a sentence's candidates
   alike, so that by default scores are the model's own log-probabilities); then PAD and BOS
   are banned without renormalising (CTranslate2 never bans them; a trained model gives them next
-  to no probability); then a target prefix forces its tokens. Scores are log-probabilities of
-  that distribution. Unless ``allow_empty``, the minimum length is at least 1: an empty line is
-  never a translation of a sentence, yet it is what a weak or unsure model finds most probable.
+  to no probability); then a target prefix forces its tokens (at the first step after it,
+  only a sentence's best candidate may end, as in CTranslate2: ``_empty_slots``). Scores are
+  log-probabilities of that distribution. Unless ``allow_empty``, the minimum length is at
+  least 1: an empty line is never a translation of a sentence, yet it is what a weak or unsure
+  model finds most probable.
   A length limit of 0 still gives the empty output it demands.
 - The special ids are the model's own (``model.pad_id``, ``bos_id``, ``eos_id``).
 - With ``record_attention`` each hypothesis carries the cross-attention weights the model
@@ -307,6 +309,26 @@ def _attention(
     ]
 
 
+def _empty_slots(is_eos: Tensor, step: int, prefix_lens: Tensor | None) -> Tensor | None:
+    """(A, m) the candidates that become empty beam slots at this step, or None (most steps).
+
+    CTranslate2's rule for the first step after a target prefix (its issue #277): only the
+    sentence's best candidate may end there. Every step of the prefix extended one beam, so
+    all candidates now extend that beam, and an EOS among them would end an output that is
+    the prefix alone, which without a length penalty can outscore every continuation. An EOS
+    candidate below the first is therefore not an ending but an empty slot: a dead beam that
+    keeps its place, so that the search goes on with fewer beams for the rest of the
+    sentence, as CTranslate2's does (where the slot holds a token scored -1e10)."""
+    if prefix_lens is None:
+        return None
+    free_now = (prefix_lens == step) & (prefix_lens > 0)  # (A,) the prefix ended last step
+    if not free_now.any():
+        return None
+    empty = is_eos & free_now[:, None]
+    empty[:, 0] = False
+    return empty
+
+
 def _prefix_tensor(
     prefixes: Sequence[Sequence[int]] | None, device: torch.device
 ) -> tuple[Tensor, Tensor] | None:
@@ -441,8 +463,14 @@ def beam_search(
         top_token_lp = model_log_probs.view(num_active, -1).gather(1, top_index)  # (A, m)
         is_eos = top_token == ids.eos
         at_limit = step + 1 >= limits[active]  # (A,) the tokens chosen now are the last allowed
+        lens = prefix[1][active] if prefix is not None and step <= prefix_steps else None
+        empty = _empty_slots(is_eos, step, lens)
+        if empty is not None:
+            is_eos = is_eos & ~empty
 
         ends = (is_eos[:, :k] | at_limit[:, None]) & top_scores[:, :k].isfinite()
+        if empty is not None:
+            ends &= ~empty[:, :k]
         if ends.any():
             where, rank = ends.nonzero().unbind(1)
             rows = where * k + top_beam[where, rank]  # the rows that produced them, this step
@@ -485,6 +513,8 @@ def beam_search(
 
         # The k best candidates that do not end; 2k always holds at least k of them.
         open_scores, pick = top_scores.masked_fill(is_eos, -math.inf).topk(k, dim=1)  # (A, k)
+        if empty is not None:  # an empty slot keeps its place among the k, as a dead beam
+            open_scores = open_scores.masked_fill(empty.gather(1, pick), -math.inf)
         beam, token = top_beam.gather(1, pick), top_token.gather(1, pick)
         if options.stopping == "exact":
             done = nth_best[active] >= open_scores[:, 0] / best_possible_lp[active]

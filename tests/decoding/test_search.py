@@ -975,6 +975,27 @@ def test_a_prefix_starts_every_output_then_search_goes_on() -> None:
     assert steered[0][0].tokens != free[0][0].tokens
 
 
+def test_after_a_prefix_only_the_best_may_end_and_a_lower_eos_leaves_its_slot_empty() -> None:
+    """CTranslate2's rule (nmt.decoding.search._empty_slots). After the prefix [a], EOS ranks
+    second (0.3): before, it ended the output as [a] alone, which outscored everything. Merely
+    dropping it would let c, the third candidate, fill its place and win with [a, c] (0.2);
+    CTranslate2 keeps the slot empty, so the beam of 2 goes on from b alone: [a, b, a] (0.19)."""
+    table: Table = {
+        (): {A: 0.6, EOS_ID: 0.4},
+        (A,): {B: 0.5, EOS_ID: 0.3, C: 0.2},
+        (A, B): {A: 0.38, C: 0.37, EOS_ID: 0.25},
+    }
+    model = TableModel(table, ENDS)
+    options = opts(beam_size=2, length_penalty=0.0, allow_empty=True)
+    [[best]] = beam_search(model, *one_source(), options, prefixes=[[A]])
+    assert best.tokens == [A, B, A]
+    assert best.log_prob == pytest.approx(math.log(0.6 * 0.5 * 0.38))
+    # The best candidate itself may end: with EOS first after the prefix, [a] is the output.
+    table[(A,)] = {EOS_ID: 0.5, B: 0.3, C: 0.2}
+    [[alone]] = beam_search(TableModel(table, ENDS), *one_source(), options, prefixes=[[A]])
+    assert alone.tokens == [A] and alone.ended
+
+
 # -- hooks: the observer (a tree of the search) and the selector (constraints) ---------------
 
 
