@@ -11,6 +11,7 @@ not (webvtt-py does not read them back out).
 
 from __future__ import annotations
 
+import bisect
 import io
 import itertools
 import re
@@ -67,11 +68,14 @@ def _translate_cues(
     pieces: list[list[str]] = [[] for _ in contents]
     for (start, end), p, t in zip(spans, prepared, translations, strict=True):
         words = p.restore(t).split()
-        # The cues the sentence spans, and how many of its characters each holds.
+        # The cues the sentence spans, and how many of its characters each holds (from the
+        # cue it starts in: a scan of every cue per sentence is quadratic in a film's length).
         shares = []
-        for i, cue_start in enumerate(cue_starts):
+        for i in range(max(bisect.bisect_right(cue_starts, start) - 1, 0), len(cue_starts)):
+            if cue_starts[i] >= end:
+                break
             cue_end = cue_starts[i + 1] if i + 1 < len(cue_starts) else len(joined)
-            overlap = min(end, cue_end) - max(start, cue_start)
+            overlap = min(end, cue_end) - max(start, cue_starts[i])
             if overlap > 0:
                 shares.append((i, overlap))
         for (i, _), cue_words in zip(
