@@ -22,19 +22,17 @@ sentences, and over those with terms).
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import time
 from collections import defaultdict
 from pathlib import Path
-
-import torch
 
 from nmt.config import GlossaryTerm
 from nmt.data.parallel import iter_lines
 from nmt.decoding.glossary import Term, find_terms, read_glossary, term_pattern
 from nmt.decoding.translator import Translator
 from nmt.evaluation.scoring import score
+from nmt.machine import describe
 
 NOTE = re.compile(r"line (\d+)\b")
 
@@ -93,10 +91,7 @@ def main() -> None:
     base = translator.default_options.updated(beam_size=args.beam_size)
     print(f"model: {args.model}, {len(src)} sentences of {args.src}, terms: {args.terms}")
     print(f"search: beam {base.beam_size}, α {base.length_penalty}, stopping {base.stopping}")
-    print(
-        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; CPU seconds of this process (time.process_time)"
-    )
+    print(f"machine: {describe()}; CPU seconds of this process (time.process_time)")
 
     free, steered = [""] * len(src), [""] * len(src)
     plain = [n for n in range(1, len(src) + 1) if not by_line.get(n)]

@@ -27,6 +27,12 @@ positions): CTranslate2 takes one limit per call, so nmt's per-sentence a·|X| +
 one call per distinct limit in a batch (nmt.decoding.engines), a handicap nmt's search does not
 have; with early stopping the limit decides no output of a trained model here.
 
+Once CTranslate2 has translated in a process, PyTorch runs slower in it: nmt float32 at batch
+1 on the quickstart model fell from 47 to 17 sentences/s after CTranslate2 had translated 10
+sentences, for good (OMP_WAIT_POLICY and GOMP_SPINCOUNT do not change it; with one thread it
+recovered to 36). Each brings its own copy of libgomp, and their thread pools meet on the two
+cores. So every PyTorch engine runs first, all batch sizes, and CTranslate2 last.
+
 CTranslate2 divides log P by |Y|^α where nmt uses GNMT's ((5 + |Y|) / 6)^α, so with α > 0 a
 share of outputs differs by design (see nmt.decoding.engines); ``--length-penalty 0`` makes the
 two searches the same algorithm.
@@ -35,6 +41,7 @@ two searches the same algorithm.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -85,8 +92,6 @@ def engines(
     found: dict[str, Translator | TransformersMarian] = {
         "nmt float32": Translator.load(model_dir),
         "nmt int8": Translator.load(model_dir, int8=True),
-        "ct2 float32": Translator.load(model_dir, engine="ctranslate2", threads=threads),
-        "ct2 int8": Translator.load(model_dir, engine="ctranslate2", int8=True, threads=threads),
     }
     if marian_dir is not None:
         found["transformers"] = TransformersMarian(marian_dir)
@@ -94,6 +99,9 @@ def engines(
         bfloat16 = Translator.load(model_dir)
         bfloat16.model.to(torch.bfloat16)  # type: ignore[attr-defined]
         found["nmt bfloat16"] = bfloat16
+    # Last: once CTranslate2 has run, PyTorch runs slower in the same process (the docstring).
+    found["ct2 float32"] = Translator.load(model_dir, engine="ctranslate2", threads=threads)
+    found["ct2 int8"] = Translator.load(model_dir, engine="ctranslate2", int8=True, threads=threads)
     return found
 
 
@@ -135,7 +143,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     print(f"machine: {describe()}, ctranslate2 {ctranslate2.__version__}")
-    print("(taken on a machine shared with other jobs: compare ratios, not absolute figures)")
+    print(f"load average at the start: {os.getloadavg()[0]:.2f} (under load read the ratios)")
     src = list(iter_lines(args.src))[: args.sentences]
     ref = list(iter_lines(args.ref))[: args.sentences] if args.ref else None
     marian_dir = None
@@ -163,17 +171,23 @@ def main() -> None:
         f"α {options.length_penalty}, stopping {options.stopping}; "
         f"median of {args.repeats} runs"
     )
-    for batch_size in args.batch_sizes:
-        chunks = [src[i : i + batch_size] for i in range(0, len(src), batch_size)]
+    # Every batch size of one engine before the next engine, so that no PyTorch engine runs
+    # after CTranslate2 has (see the docstring); the tables are printed at the end.
+    measured: dict[int, dict[str, tuple[float, list[Translation]]]] = {}
+    for name, translator in translators.items():
+        for batch_size in args.batch_sizes:
+            chunks = [src[i : i + batch_size] for i in range(0, len(src), batch_size)]
+            runs = [run(translator, chunks, options) for _ in range(args.repeats)]
+            seconds = statistics.median(r[0] for r in runs)
+            measured.setdefault(batch_size, {})[name] = (seconds, runs[0][1])
+            print(f"  {name}, batch {batch_size}: {seconds:.1f} s", flush=True)
+    for batch_size, by_engine in measured.items():
         baseline: list[str] | None = None
         print(f"\nbatch {batch_size}")
         header = f"{'engine':<14}{'sent/s':>9}{'tok/s':>9}{'tokens':>8}{'same as nmt f32':>17}"
         print(header + (f"{'BLEU':>7}" if ref else ""))
         speeds: dict[str, float] = {}
-        for name, translator in translators.items():
-            runs = [run(translator, chunks, options) for _ in range(args.repeats)]
-            seconds = statistics.median(r[0] for r in runs)
-            outputs = runs[0][1]
+        for name, (seconds, outputs) in by_engine.items():
             texts = [t.text for t in outputs]
             tokens = sum(len(t.tokens) for t in outputs)
             if baseline is None:
