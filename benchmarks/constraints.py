@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=1000, help="the first N (default 1000)")
     parser.add_argument("--group", type=int, default=32, help="sentences per call (default 32)")
     parser.add_argument("--beam-size", type=int, help="default: the model's config.decoding")
+    parser.add_argument("--show-missing", type=int, default=0, help="print N terms missed")
     args = parser.parse_args()
 
     src = list(iter_lines(args.src))[: args.sentences]
@@ -134,6 +135,9 @@ def main() -> None:
             f"| {name} | {found}/{len(all_terms)} ({share:.1f} %) | {scores.bleu:.2f} "
             f"| {scores.chrf:.2f} | {seconds[key] + shared:.1f} | {seconds[key]:.1f} |"
         )
+    missing = [(n, t) for n, t in all_terms if not appears(t.target, steered[n - 1])]
+    for n, t in missing[: args.show_missing]:
+        print(f"line {n}: {t.source!r} → {t.target!r} missing from {steered[n - 1]!r}")
     overall = (seconds["steered"] + shared) / (seconds["free"] + shared)
     with_terms = seconds["steered"] / max(seconds["free"], 1e-9)
     print(

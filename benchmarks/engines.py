@@ -44,6 +44,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -86,22 +87,29 @@ class TransformersMarian:
 
 def engines(
     model_dir: Path, threads: int, *, marian_dir: Path | None = None
-) -> dict[str, Translator | TransformersMarian]:
-    """Every engine on the same weights; ``marian_dir``: the Marian folder they came from, which
-    adds transformers and leaves out bfloat16 (no engine to compare it with)."""
-    found: dict[str, Translator | TransformersMarian] = {
-        "nmt float32": Translator.load(model_dir),
-        "nmt int8": Translator.load(model_dir, int8=True),
+) -> dict[str, Callable[[], Translator | TransformersMarian]]:
+    """How to load every engine on the same weights, in the order they are to run: each is
+    loaded when its turn comes (after the PyTorch engines have run, for CTranslate2: see the
+    docstring). ``marian_dir``: the Marian folder they came from, which adds transformers and
+    leaves out bfloat16 (no engine to compare it with)."""
+
+    def bfloat16() -> Translator:
+        translator = Translator.load(model_dir)
+        translator.model.to(torch.bfloat16)  # type: ignore[attr-defined]
+        return translator
+
+    found: dict[str, Callable[[], Translator | TransformersMarian]] = {
+        "nmt float32": lambda: Translator.load(model_dir),
+        "nmt int8": lambda: Translator.load(model_dir, int8=True),
     }
     if marian_dir is not None:
-        found["transformers"] = TransformersMarian(marian_dir)
+        found["transformers"] = lambda: TransformersMarian(marian_dir)
     else:
-        bfloat16 = Translator.load(model_dir)
-        bfloat16.model.to(torch.bfloat16)  # type: ignore[attr-defined]
         found["nmt bfloat16"] = bfloat16
-    # Last: once CTranslate2 has run, PyTorch runs slower in the same process (the docstring).
-    found["ct2 float32"] = Translator.load(model_dir, engine="ctranslate2", threads=threads)
-    found["ct2 int8"] = Translator.load(model_dir, engine="ctranslate2", int8=True, threads=threads)
+    found["ct2 float32"] = lambda: Translator.load(model_dir, engine="ctranslate2", threads=threads)
+    found["ct2 int8"] = lambda: Translator.load(
+        model_dir, engine="ctranslate2", int8=True, threads=threads
+    )
     return found
 
 
@@ -156,10 +164,8 @@ def main() -> None:
         # Its outputs run to the limit (benchmarks/opus_mt_shape.py): a trained model's length.
         references = list(iter_lines(args.ref or args.src.with_suffix(".de")))[: args.sentences]
         args.max_len_a, args.max_len_b = 0.0, mean_reference_length(marian_dir, references)
-    translators = engines(args.model, args.threads, marian_dir=marian_dir)
-    reference = translators["nmt float32"]
-    assert isinstance(reference, Translator)
-    options = reference.default_options.updated(
+    loaders = engines(args.model, args.threads, marian_dir=marian_dir)
+    options = Translator.load(args.model).default_options.updated(
         beam_size=args.beam,
         length_penalty=args.length_penalty,
         max_len_a=args.max_len_a,
@@ -174,13 +180,15 @@ def main() -> None:
     # Every batch size of one engine before the next engine, so that no PyTorch engine runs
     # after CTranslate2 has (see the docstring); the tables are printed at the end.
     measured: dict[int, dict[str, tuple[float, list[Translation]]]] = {}
-    for name, translator in translators.items():
+    for name, load in loaders.items():
+        translator = load()
         for batch_size in args.batch_sizes:
             chunks = [src[i : i + batch_size] for i in range(0, len(src), batch_size)]
             runs = [run(translator, chunks, options) for _ in range(args.repeats)]
             seconds = statistics.median(r[0] for r in runs)
             measured.setdefault(batch_size, {})[name] = (seconds, runs[0][1])
             print(f"  {name}, batch {batch_size}: {seconds:.1f} s", flush=True)
+        del translator  # one model in memory at a time
     for batch_size, by_engine in measured.items():
         baseline: list[str] | None = None
         print(f"\nbatch {batch_size}")

@@ -9,11 +9,12 @@ Issue 21's check on real text. The test set's sentences are joined into paragrap
 - the API: a real ``nmt serve`` on a loopback port, ``POST /v1/translate`` with the paragraphs
   as ``texts`` (in requests of --per-request).
 
-Each is compared with every sentence translated alone: one ``translate_text`` call per test
-sentence, a batch of one, as its own text (so a test line that the splitter reads as two
-sentences is two sentences alone as well). Printed: sentences in (the splitter's count over the
-lines alone) against sentences out (the API's per-sentence results), and per entry point the
-paragraphs identical to their sentences alone joined with a space.
+Each is compared with every sentence translated alone: the sentences the splitter finds in the
+paragraph (which is where a test line without a final stop runs on into the next, or a line
+holding two sentences is cut in two), each translated as its own text in a call of its own,
+and put back in the paragraph's whitespace. Printed: the sentences the splitter finds in the
+paragraphs against the sentence results that came back (the API's), and per entry point the
+paragraphs identical to their sentences alone.
 
     python benchmarks/paragraphs.py MODEL_DIR [--data data/de-en] [--limit N]
 """
@@ -35,7 +36,7 @@ from nmt.data.parallel import iter_lines
 from nmt.decoding.translator import Translator
 from nmt.machine import describe
 from nmt.text import translate_text
-from nmt.text.translate import prepare_texts
+from nmt.text.segment import sentence_spans
 
 
 def through_cli(model_dir: Path, paragraphs: list[str], work: Path) -> list[str]:
@@ -68,6 +69,15 @@ def through_api(
     return texts, sentences
 
 
+def alone(translator: Translator, paragraph: str, spans: list[tuple[int, int]]) -> str:
+    """The paragraph with each of its sentences replaced by its translation alone."""
+    out, at = [], 0
+    for start, end in spans:
+        out += [paragraph[at:start], translate_text(translator, [paragraph[start:end]])[0]]
+        at = end
+    return "".join([*out, paragraph[at:]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
@@ -83,16 +93,17 @@ def main() -> None:
     lines = lines[: args.limit] if args.limit else lines
     groups = paragraphs_of(lines, seed=0)
     paragraphs = [" ".join(group) for group in groups]
-    sentences_in = sum(len(p.sentences) for p in prepare_texts(translator, lines))
-    print(f"{len(lines)} test lines ({sentences_in} sentences) in {len(paragraphs)} paragraphs")
+    spans = [sentence_spans(p, language="en", split_lines=True) for p in paragraphs]
+    sentences_in = sum(len(found) for found in spans)
+    cut_at_lines = sum(len(found) == len(group) for found, group in zip(spans, groups, strict=True))
+    print(
+        f"{len(lines)} test lines in {len(paragraphs)} paragraphs; the splitter finds "
+        f"{sentences_in} sentences in them ({cut_at_lines} paragraphs cut at their lines)"
+    )
 
     start = time.perf_counter()
-    alone = [translate_text(translator, [line])[0] for line in lines]
+    expected = [alone(translator, p, found) for p, found in zip(paragraphs, spans, strict=True)]
     print(f"each sentence alone: {time.perf_counter() - start:.0f} s")
-    expected, at = [], 0
-    for group in groups:
-        expected.append(" ".join(alone[at : at + len(group)]))
-        at += len(group)
 
     with tempfile.TemporaryDirectory() as work:
         api, sentences_out = through_api(args.model_dir, paragraphs, Path(work), args.per_request)

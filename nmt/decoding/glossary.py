@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 import torch
+from torch import Tensor
 
 from nmt.decoding.constraints import ConstrainedSelector
 from nmt.decoding.search import max_lengths
@@ -238,14 +239,18 @@ def glossary_terms(
     return terms
 
 
-def glossary_selector(terms: Sequence[SentenceTerms], eos: int) -> ConstrainedSelector | None:
+def glossary_selector(
+    terms: Sequence[SentenceTerms], eos: int, continuations: Tensor
+) -> ConstrainedSelector | None:
     """Beam search's selector for a batch whose sentences have these ``terms``; None where none
-    has any (plain beam search is faster)."""
+    has any (plain beam search is faster). ``continuations``: the target pieces that continue a
+    word (nmt.decoding.constraints.word_continuations), so that each term ends a word."""
     if not any(found.phrases for found in terms):
         return None
     limits = [found.limit for found in terms]
     assert None not in limits, "glossary_terms sets every limit"
-    return ConstrainedSelector([found.phrases for found in terms], cast(list[int], limits), eos)
+    phrases = [found.phrases for found in terms]
+    return ConstrainedSelector(phrases, cast(list[int], limits), eos, continuations)
 
 
 def warn_missing(

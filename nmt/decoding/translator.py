@@ -21,6 +21,7 @@ from torch import Tensor
 from nmt.config import DecodingConfig
 from nmt.data.batching import group_by_length, pad_sequences
 from nmt.data.tokenizer import Tokenizer
+from nmt.decoding.constraints import word_continuations
 from nmt.decoding.glossary import glossary_selector, glossary_terms, warn_missing
 from nmt.decoding.search import (
     BeamStep,
@@ -291,7 +292,9 @@ class Translator:
                 observer=None if observer is None else _in_call(observer, batch),
                 selector=None
                 if terms is None
-                else glossary_selector([terms[i] for i in batch], ids.eos),
+                else glossary_selector(
+                    [terms[i] for i in batch], ids.eos, self._word_continuations
+                ),
             )
             results.add(batch, found)
         translations = results.all()
@@ -322,6 +325,10 @@ class Translator:
     @cached_property
     def _pieces(self) -> list[str]:
         return self.tokenizer.pieces()
+
+    @cached_property
+    def _word_continuations(self) -> Tensor:
+        return word_continuations(self._pieces).to(self.device)
 
     def _translations(
         self, source: _Source, hyps: list[Hypothesis], alignment: bool

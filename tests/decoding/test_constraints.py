@@ -6,7 +6,15 @@ import math
 
 import torch
 
-from nmt.decoding.constraints import ConstraintState, forbid_early_ends, select
+from nmt.config import DecodingConfig
+from nmt.decoding.constraints import (
+    ConstrainedSelector,
+    ConstraintState,
+    forbid_early_ends,
+    select,
+    word_continuations,
+)
+from nmt.decoding.search import beam_search
 
 EOS = 3
 NEG = -math.inf
@@ -156,3 +164,39 @@ def test_at_the_last_step_only_candidates_that_meet_every_constraint_remain() ->
     unmet = select(scores, [[two_tokens, two_tokens]], 4, last_step=[True])
     assert unmet.scores[0].isfinite().all()
     assert not all(s.all_met for s in select(scores, [states], 4).states[0])
+
+
+# -- a term is a whole word -----------------------------------------------------------------------
+
+PIECES = ["<pad>", "<unk>", "<s>", "</s>", "▁Hund", "▁Der", "heit", ".", "▁", "7"]
+
+
+def test_the_pieces_that_continue_a_word_are_those_without_a_mark_that_begin_a_word() -> None:
+    assert word_continuations(PIECES).tolist() == [6, 9]  # "heit", "7"; not ".", "▁", "</s>"
+
+
+def test_after_a_term_its_word_ends_there() -> None:
+    """A model that, given "▁Hund", goes on with "heit" (0.9): the term is met as tokens, but
+    "Hundheit" does not hold the word "Hund". After the phrase, "heit" is forbidden."""
+    from tests.decoding.test_search import ENDS, TableModel, one_source
+
+    hund, der, heit, stop = 4, 5, 6, 7
+    model = TableModel(
+        {
+            (): {der: 0.9, hund: 0.1},
+            (hund,): {heit: 0.95, stop: 0.05},
+            (der,): {hund: 0.6, der: 0.4},
+            (der, hund): {heit: 0.9, stop: 0.1},
+        },
+        ENDS,
+        vocab_size=len(PIECES),
+    )
+    options = DecodingConfig(beam_size=4, length_penalty=0.0, max_len_a=0.0, max_len_b=6)
+
+    def search(continuations: torch.Tensor) -> list[int]:
+        selector = ConstrainedSelector([[[hund]]], [6], EOS, continuations)
+        [[best]] = beam_search(model, *one_source(), options, selector=selector)
+        return best.tokens
+
+    assert search(torch.tensor([], dtype=torch.long)) == [der, hund, heit]  # met as tokens only
+    assert search(word_continuations(PIECES)) == [der, hund, stop]
