@@ -257,11 +257,13 @@ class ConstrainedSelector(Selector):
         self.eos = eos
         self.continuations = continuations
         self.states: list[ConstraintState] | None = None  # (N,) one per open hypothesis
+        self.beam_size = 0  # k, known from the first step
 
     def choose(
         self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
     ) -> tuple[Tensor, Tensor]:
         num_active, k, vocab_size = log_probs.shape
+        self.beam_size = k
         if self.states is None:  # the first step: k copies of each searching sentence's start
             self.states = [self.starts[s] for s in active.tolist() for _ in range(k)]
         flat = log_probs.view(num_active * k, vocab_size)
@@ -280,6 +282,12 @@ class ConstrainedSelector(Selector):
         wanted = (position < k) | (~is_eos & (opens_before < k))
         top_scores = picked.scores.masked_fill(~wanted, -math.inf)
         return top_scores, picked.beams * vocab_size + picked.tokens
+
+    def describe(self, sentence_row: int, beams: list[int], tokens: list[int]) -> list[int]:
+        """Each candidate's bank: the glossary tokens its hypothesis holds with its token."""
+        assert self.states is not None
+        first = sentence_row * self.beam_size  # the sentence's first open hypothesis
+        return [self.states[first + b].advance(t).bank for b, t in zip(beams, tokens, strict=True)]
 
     def reorder(self, rows: Tensor, tokens: Tensor) -> None:
         assert self.states is not None

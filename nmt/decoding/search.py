@@ -122,6 +122,9 @@ class BeamStep:
     kept: list[tuple[int, int, float]]
     ended: list[tuple[int, int, float]]
     pruned: list[tuple[int, int, float]]
+    # With a glossary: per kind ("kept", "ended", "pruned"), each candidate's glossary tokens
+    # produced so far, its own included (nmt.decoding.constraints: its bank).
+    terms: dict[str, list[int]] | None = None
 
 
 Observer = Callable[[BeamStep], None]
@@ -169,6 +172,12 @@ class Selector:
 
     def reorder(self, rows: Tensor, tokens: Tensor) -> None:
         """Per-hypothesis side state follows the new open beams (none here)."""
+
+    def describe(self, sentence_row: int, beams: list[int], tokens: list[int]) -> list[int] | None:
+        """For a trace: a number per candidate of the ``sentence_row``-th searching sentence
+        (each extending ``beams[i]`` with ``tokens[i]``) that says how the selector steered it,
+        or None where it does not steer (here)."""
+        return None
 
 
 class Sampler(Selector):
@@ -524,7 +533,9 @@ def beam_search(
             done = num_finished[active] >= enough
         done = done | open_scores[:, 0].isneginf() | at_limit
         if observer is not None:
-            _observe(observer, step, active, top_scores, top_beam, top_token, ends, pick, done)
+            _observe(
+                observer, selector, step, active, top_scores, top_beam, top_token, ends, pick, done
+            )
         if on_done is not None and done.any():
             for sentence in active[done].tolist():
                 on_done(sentence, finished[sentence])
@@ -551,6 +562,7 @@ def beam_search(
 
 def _observe(
     observer: Observer,
+    selector: Selector,
     step: int,
     active: Tensor,
     top_scores: Tensor,
@@ -565,20 +577,24 @@ def _observe(
         candidates = list(
             zip(top_beam[a].tolist(), top_token[a].tolist(), top_scores[a].tolist(), strict=True)
         )
-        ended = set(ends[a].nonzero().squeeze(1).tolist())
+        ended = sorted(set(ends[a].nonzero().squeeze(1).tolist()))
         kept = [] if done[a] else [j for j in pick[a].tolist() if math.isfinite(candidates[j][2])]
-        kept_set = set(kept)
+        taken = set(kept) | set(ended)
+        pruned = [j for j, c in enumerate(candidates) if j not in taken and math.isfinite(c[2])]
+        steered = selector.describe(a, [c[0] for c in candidates], [c[1] for c in candidates])
         observer(
             BeamStep(
                 step=step,
                 sentence=sentence,
                 kept=[candidates[j] for j in kept],
-                ended=[candidates[j] for j in sorted(ended)],
-                pruned=[
-                    c
-                    for j, c in enumerate(candidates)
-                    if j not in ended and j not in kept_set and math.isfinite(c[2])
-                ],
+                ended=[candidates[j] for j in ended],
+                pruned=[candidates[j] for j in pruned],
+                terms=None
+                if steered is None
+                else {
+                    kind: [steered[j] for j in chosen]
+                    for kind, chosen in (("kept", kept), ("ended", ended), ("pruned", pruned))
+                },
             )
         )
 

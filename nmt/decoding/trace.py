@@ -5,8 +5,10 @@ nmt.decoding.search.beam_search): it keeps, per sentence, every step's candidate
 beam it extends (its parent: an index into the previous step's kept beams), its token and its
 log P, sorted into kept (the open beams), ended (finished by EOS or at the length limit) and
 pruned (among the 2k best, but neither). A node of the tree is (step, index in ``kept``);
-an edge runs from (step - 1, parent) to it. Nothing is recorded, and nothing costs, without an
-observer.
+an edge runs from (step - 1, parent) to it. Under a glossary each step also holds ``terms``: per
+candidate, the glossary tokens its hypothesis holds (the constrained search's bank), so a node
+holding more than its parent shows where the glossary steered the search. Nothing is recorded,
+and nothing costs, without an observer.
 """
 
 from __future__ import annotations

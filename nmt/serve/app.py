@@ -52,6 +52,7 @@ from nmt.serve.schema import (
     SentenceResult,
     TokenScore,
     TraceStep,
+    TraceTerms,
     TranslateRequest,
     TranslateResponse,
     TranslationResult,
@@ -250,7 +251,12 @@ class Shown:
             return [(parent, self.pieces[token], log_prob) for parent, token, log_prob in entries]
 
         return [
-            TraceStep(kept=named(s.kept), ended=named(s.ended), pruned=named(s.pruned))
+            TraceStep(
+                kept=named(s.kept),
+                ended=named(s.ended),
+                pruned=named(s.pruned),
+                terms=None if s.terms is None else TraceTerms(**s.terms),
+            )
             for s in steps
         ]
 

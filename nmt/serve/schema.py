@@ -114,6 +114,16 @@ class Hypothesis(BaseModel):
     )
 
 
+class TraceTerms(BaseModel):
+    """Per candidate of a traced step (in the step's order), the glossary tokens its hypothesis
+    has produced, its own token included: a candidate with more than its parent was steered by
+    the glossary (constrained search, docs/decoding.md)."""
+
+    kept: list[int]
+    ended: list[int]
+    pruned: list[int]
+
+
 class TraceStep(BaseModel):
     """One step of a sentence's beam search. Each entry is [parent, piece, log-probability]:
     ``parent`` indexes the previous step's ``kept`` (0 at the first step)."""
@@ -121,6 +131,9 @@ class TraceStep(BaseModel):
     kept: list[tuple[int, str, float]] = Field(description="the open beams after this step")
     ended: list[tuple[int, str, float]] = Field(description="hypotheses finished this step")
     pruned: list[tuple[int, str, float]] = Field(description="candidates that fell out")
+    terms: TraceTerms | None = Field(
+        None, description="with a glossary: how many glossary tokens each candidate holds"
+    )
 
 
 class SentenceResult(BaseModel):

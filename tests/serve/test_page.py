@@ -230,6 +230,17 @@ def test_paragraphs_confidence_steering_and_the_search_tree(
     page.click("#translate")
     page.wait_for_function("document.getElementById('output').innerText.startsWith('ein klein')")
     assert page.inner_text("#output") == steered["text"]
+    # The tree marks where the glossary steered the search: the term's pieces, and only those.
+    assert page.is_hidden("#tree-terms")
+    page.check("#want-trace")
+    page.click("#translate")
+    page.wait_for_selector("#tree circle.node.steered")
+    marked = page.eval_on_selector_all(
+        "#tree circle.node.steered", "els => els.map(e => e.dataset.piece)"
+    )
+    assert marked and all(piece.lstrip("▁") in "baum" for piece in marked)
+    assert page.is_visible("#tree-terms")
+    page.uncheck("#want-trace")
     page.fill("#glossary", "dog = ")  # an empty target: the server's 422, shown
     page.click("#translate")
     page.wait_for_selector("#error:not([hidden])")

@@ -164,6 +164,9 @@ def test_options_the_model_cannot_honour_are_422_naming_the_field(
         assert error["msg"].startswith("Value error, prefix:")
 
 
+GLOSSARY_TERM = {"source": "dog", "target": "baum"}
+
+
 def test_the_trace_holds_the_search_that_found_the_translation(client: TestClient) -> None:
     (result,) = translate(client, texts=[SENTENCES[0]], trace=True, beam_size=3, nbest=3)[
         "translations"
@@ -182,6 +185,43 @@ def test_the_trace_holds_the_search_that_found_the_translation(client: TestClien
     spelled = {pieces.replace("▁", " ").strip() for pieces, _ in finished}
     assert {h["text"] for h in sentence["hypotheses"]} <= spelled
     assert "trace" not in translate(client, texts=[SENTENCES[0]])["translations"][0]["sentences"][0]
+
+
+def test_the_trace_marks_where_the_glossary_steered_the_search(
+    client: TestClient, translator: Translator
+) -> None:
+    """Each traced candidate carries the glossary tokens its hypothesis holds: the translation's
+    own path ends holding every token of the term, and candidates that add one hold more than
+    the hypothesis they extend."""
+    sentence_in = "the big dog sees a small red house"
+    (result,) = translate(
+        client, texts=[sentence_in], trace=True, beam_size=4, glossary=[GLOSSARY_TERM]
+    )["translations"]
+    sentence = result["sentences"][0]
+    assert "baum" in sentence["text"]
+    history: list[tuple[list[str], int]] = [([], 0)]  # pieces and glossary tokens, per open beam
+    held_at_end, steered = None, 0
+    for step in sentence["trace"]:
+        terms = step["terms"]
+        for kind in ("kept", "ended", "pruned"):
+            assert len(terms[kind]) == len(step[kind])
+            for (parent, _, _), held in zip(step[kind], terms[kind], strict=True):
+                assert held - history[parent][1] in (0, 1) or held == 0  # one token, or abandoned
+                steered += held > history[parent][1]
+        for (parent, piece, _), held in zip(step["ended"], terms["ended"], strict=True):
+            pieces = history[parent][0] + ([] if piece == "</s>" else [piece])
+            if (
+                held_at_end is None
+                and "".join(pieces).replace("▁", " ").strip() == sentence["text"]
+            ):
+                held_at_end = held
+        history = [
+            (history[parent][0] + [piece], held)
+            for (parent, piece, _), held in zip(step["kept"], terms["kept"], strict=True)
+        ]
+    assert held_at_end == len(translator.tokenizer.encode_target("baum")) and steered > 0
+    plain = translate(client, texts=[sentence_in], trace=True)
+    assert "terms" not in plain["translations"][0]["sentences"][0]["trace"][0]
 
 
 def test_a_50_megabyte_paragraph_is_refused_before_it_is_read(client: TestClient) -> None:
