@@ -31,6 +31,7 @@ from nmt.models.store import write_model_dir
 from nmt.training.checkpoint import TrainerState, rng_states, save_checkpoint, time_save_due
 from nmt.training.distributed import setup_distributed, teardown_distributed
 from nmt.training.interrupt import StopSignals
+from nmt.training.memory import give_back_freed_memory
 from nmt.training.metrics import METRICS_FILE, PLOT_FILE, append_metrics, plot_metrics
 from nmt.training.precision import configure_matmul_precision, optimizer_step
 from nmt.training.schedule import learning_rate
@@ -75,7 +76,9 @@ def train(config: Config, *, init_from: Path | None = None) -> TrainResult:
     configure_matmul_precision(dist.device, config.training.precision)
     try:
         with StopSignals() as stop_signals:
-            return training_loop(set_up(config, dist, init_from), stop_signals)
+            run = set_up(config, dist, init_from)
+            give_back_freed_memory()  # the tokenizer's training and the corpus's encoding
+            return training_loop(run, stop_signals)
     finally:
         teardown_distributed(dist)
 
@@ -289,6 +292,7 @@ def validate_if_due(run: Run, step: Step) -> bool:
     if not due:
         return False
     stop = validate_and_keep_best(run) if run.dist.is_main else False
+    give_back_freed_memory()  # the search's buffers over the dev set
     run.dist.wait_for_main()
     return run.dist.broadcast_flag(stop)
 
