@@ -47,7 +47,7 @@ data = kit.corpus(work)
 # ## Skip-gram, CBOW and FastText on both sides of the corpus
 
 # %%
-dim = 16 if kit.FAST else 128
+dim = 16 if kit.FAST else 64
 epochs = 2  # passes over the corpus (gensim: 5): the chapter keeps to its time budget
 models = {}
 for lang in ("en", "de"):
@@ -153,7 +153,7 @@ gru = {
     "share_embeddings": False,  # the vectors are English: the source embedding only
     "dropout": 0.0 if kit.FAST else 0.2,
 }
-budget = 15 if kit.FAST else 200
+budget = 15 if kit.FAST else 150
 ppl = {}
 for name, extra in (("random init", {}), ("skip-gram init", {"src_vectors": str(vectors)})):
     model_dir = kit.train_model(
@@ -210,7 +210,7 @@ transformer_dir = kit.train_model(
         "dropout": 0.0 if kit.FAST else 0.1,
         "norm": "pre",
     },
-    steps=15 if kit.FAST else 200,
+    steps=15 if kit.FAST else 150,
     vocab_size=60 if kit.FAST else 8000,
     max_tokens=600 if kit.FAST else 2000,
 )

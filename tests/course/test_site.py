@@ -1,4 +1,6 @@
 """`make course`'s site, built from the fast-mode chapters, opened page by page in Chromium.
+``NMT_COURSE_SITE=build/course-site`` checks a site already built instead (the full-mode one
+`make course` writes): ``NMT_COURSE_SITE=build/course-site pytest tests/course/test_site.py``.
 
 Every page must load without a console error, every image must have decoded, every link
 within the site must name a file that exists, nothing may be fetched from the network (no CDN,
@@ -7,6 +9,7 @@ no web fonts), and the LaTeX must have been typeset (KaTeX, served with the site
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,9 +24,12 @@ from tests.browser import launched_chromium
 @pytest.fixture(scope="module")
 def site(
     course_site: ModuleType,
-    executed_chapters: dict[str, Any],
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
+    if built := os.environ.get("NMT_COURSE_SITE"):
+        return Path(built).resolve()
+    executed_chapters: dict[str, Any] = request.getfixturevalue("executed_chapters")
     notebooks = {name: nb for name, (nb, _) in executed_chapters.items()}
     broken = [name for name, nb in notebooks.items() if isinstance(nb, BaseException)]
     if broken:
