@@ -10,11 +10,12 @@ requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ f
 ones, the server's resident memory (peak after the warm-up and at the end: flat means no leak),
 sampled every ``--rss-every`` seconds as well, the mean requests per model call, and the CPU
 seconds used during the load by the server's event loop, its model threads and the clients. The
-offline reference is ``translate_file`` (what `nmt translate` runs) on the same sentences in
-this process, before any server starts; beside it, the same Translator given the sentences in
-the clients' order, ``--clients`` at a time: the largest batches one model thread can form when
-each of ``--clients`` clients has one sentence in flight. Both offline rates are medians of
-``--repeats`` runs. The machine's speed drifts over minutes, so translate_file runs once more
+offline reference is what `nmt translate` runs (each line split into sentences, as the server
+splits each text) on the same sentences in this process, before any server starts; beside it,
+the same Translator given the sentences in the clients' order, ``--clients`` at a time: the
+largest batches one model thread can form when each of ``--clients`` clients has one sentence
+in flight. Both offline rates are medians of
+``--repeats`` runs. The machine's speed drifts over minutes, so offline runs once more
 after each server, and each server is also compared with offline measured just before and after
 it.
 
@@ -257,10 +258,10 @@ def measure(
 
 
 class Offline:
-    """`nmt translate`'s code (translate_file) over the sentences, in this process, with the
-    model loaded once; ``windowed``: the same Translator given them in the clients' order,
-    ``clients`` at a time (client c sends sentences c, c + clients, …: together, one window of
-    ``clients``)."""
+    """`nmt translate`'s code (sentences split, as the server does) over the sentences, in this
+    process, with the model loaded once; ``windowed``: the same Translator given them in the
+    clients' order, ``clients`` at a time (client c sends sentences c, c + clients, …:
+    together, one window of ``clients``)."""
 
     def __init__(self, model: Path, sentences: list[str], folder: Path) -> None:
         from nmt.decoding.translator import Translator
@@ -272,11 +273,15 @@ class Offline:
         self.src.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
 
     def rate(self) -> float:
-        """Sentences/s of one translate_file run."""
-        from nmt.decoding.files import translate_file
+        """Sentences/s of one run of `nmt translate`'s default path: each line split into
+        sentences, as the server's /v1/translate splits each text (a line run as one sentence,
+        ``--format lines``, differs where the splitter finds two sentences in a test line)."""
+        from nmt.text.documents import Job
+        from nmt.text.documents.plain import translate_lines
 
+        job = Job(str(self.src), None, "en", "de", progress=False)
         started = time.perf_counter()
-        translate_file(self.translator, input_path=self.src, output_path=self.hyp, progress=False)
+        translate_lines(self.translator, input_path=self.src, output_path=self.hyp, job=job)
         return len(self.sentences) / (time.perf_counter() - started)
 
     def windowed_rate(self, clients: int) -> float:
@@ -349,7 +354,7 @@ def main() -> None:
         "| peak RSS at end MB |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| offline (translate_file) | | {offline_rate:.1f} | | | | | | | | | |")
+    print(f"| offline (nmt translate) | | {offline_rate:.1f} | | | | | | | | | |")
     print(
         f"| offline, {args.clients} sentences a call in the clients' order | | "
         f"{windowed_rate:.1f} | | | | | | | | | |"
