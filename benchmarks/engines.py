@@ -27,11 +27,11 @@ positions): CTranslate2 takes one limit per call, so nmt's per-sentence a·|X| +
 one call per distinct limit in a batch (nmt.decoding.engines), a handicap nmt's search does not
 have; with early stopping the limit decides no output of a trained model here.
 
-Once CTranslate2 has translated in a process, PyTorch runs slower in it: nmt float32 at batch
-1 on the quickstart model fell from 47 to 17 sentences/s after CTranslate2 had translated 10
-sentences, for good (OMP_WAIT_POLICY and GOMP_SPINCOUNT do not change it; with one thread it
-recovered to 36). Each brings its own copy of libgomp, and their thread pools meet on the two
-cores. So every PyTorch engine runs first, all batch sizes, and CTranslate2 last.
+While a CTranslate2 translator that has run is alive in a process, PyTorch runs slower in it:
+nmt float32 at batch 1 on the quickstart model fell from 47 to 17 sentences/s after CTranslate2
+had translated 5 sentences, and came back to 46 once that translator was deleted (its two
+threads gone; OMP_WAIT_POLICY and GOMP_SPINCOUNT did not change it). So each engine is loaded
+when its turn comes and deleted after it, every PyTorch engine first, CTranslate2 last.
 
 CTranslate2 divides log P by |Y|^α where nmt uses GNMT's ((5 + |Y|) / 6)^α, so with α > 0 a
 share of outputs differs by design (see nmt.decoding.engines); ``--length-penalty 0`` makes the
