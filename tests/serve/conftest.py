@@ -14,6 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+
+from nmt.decoding.translator import Translator
+from tests.serve.app_client import client_for
 
 START_TIMEOUT = 120.0  # seconds: loading torch and the model on a busy 2-core machine
 
@@ -88,3 +92,16 @@ def cli_translate(model_dir: Path, lines: list[str], *flags: str) -> list[str]:
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )
     return result.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def translator(trained_model_dir: Path) -> Translator:
+    """The trained test model, loaded once per module (a module may define its own)."""
+    return Translator.load(trained_model_dir)
+
+
+@pytest.fixture(scope="module")
+def client(translator: Translator, trained_model_dir: Path) -> Iterator[TestClient]:
+    """The app over ``translator``; entering it runs the lifespan: the worker thread."""
+    with client_for(translator, trained_model_dir) as client:
+        yield client

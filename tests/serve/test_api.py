@@ -23,31 +23,10 @@ from nmt.decoding.translator import Translation, TranslationDone, Translator, Wa
 from nmt.models.build import build_model
 from nmt.models.store import load_model_dir, resolve_model_dir, write_model_dir
 from nmt.serve.app import create_app, model_info
-from nmt.serve.limits import Limits, ServeSettings
+from nmt.serve.limits import Limits
+from tests.serve.app_client import LIMITS, client_for
 
 SENTENCES = ["the cat sees the dog", "a big red house", "the small tree eats"]
-LIMITS = Limits(max_chars=300, max_subwords=200, max_texts=5, max_body_bytes=4000, max_beam_size=6)
-
-
-def client_for(translator: Any, model_dir: Path, **settings: Any) -> TestClient:
-    app = create_app(
-        translator,
-        tokenizer=Tokenizer.load(model_dir / TOKENIZER_FILE),
-        info=model_info(model_dir, engine="nmt", device="cpu"),
-        settings=ServeSettings(limits=LIMITS, **settings),
-    )
-    return TestClient(app)
-
-
-@pytest.fixture(scope="module")
-def translator(trained_model_dir: Path) -> Translator:
-    return Translator.load(trained_model_dir)
-
-
-@pytest.fixture(scope="module")
-def client(translator: Translator, trained_model_dir: Path) -> Iterator[TestClient]:
-    with client_for(translator, trained_model_dir) as client:  # runs the lifespan: the worker
-        yield client
 
 
 def post(client: TestClient, **body: Any) -> Any:

@@ -3,7 +3,6 @@ its three body encodings, its errors, and answers equal to nmt's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,10 @@ from fastapi.testclient import TestClient
 from nmt.config import DecodingConfig
 from nmt.decoding.translator import Translator
 from nmt.text import translate_text
-from tests.serve.test_api import LIMITS, client_for
+from tests.serve.app_client import LIMITS, client_for
 
 PARAGRAPH = "the cat sees the dog. a big red house."
 ENGLISH = "This is a sentence written in English for testing purposes"
-
-
-@pytest.fixture(scope="module")
-def translator(trained_model_dir: Path) -> Translator:
-    return Translator.load(trained_model_dir)
-
-
-@pytest.fixture(scope="module")
-def client(translator: Translator, trained_model_dir: Path) -> Iterator[TestClient]:
-    with client_for(translator, trained_model_dir) as client:
-        yield client
 
 
 def error(response: Any, status: int) -> str:

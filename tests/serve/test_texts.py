@@ -5,8 +5,6 @@ the requests that must be refused, each naming its field."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,21 +14,9 @@ from lxml import html as lxml_html
 from nmt.config import DecodingConfig
 from nmt.decoding.alignment import pharaoh, word_alignment_of
 from nmt.decoding.translator import Translator
-from tests.serve.test_api import client_for
 
 PARAGRAPH = "the cat sees the dog. a big red house.\n\nthe small tree eats!"
 SENTENCES = ["the cat sees the dog.", "a big red house.", "the small tree eats!"]
-
-
-@pytest.fixture(scope="module")
-def translator(trained_model_dir: Path) -> Translator:
-    return Translator.load(trained_model_dir)
-
-
-@pytest.fixture(scope="module")
-def client(translator: Translator, trained_model_dir: Path) -> Iterator[TestClient]:
-    with client_for(translator, trained_model_dir) as client:
-        yield client
 
 
 def translate(client: TestClient, **body: Any) -> dict[str, Any]:
