@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nmt")
 
+SHORTLIST_HELP = (
+    "restrict the output layer to the target pieces likely for each batch's sources, from the "
+    "shortlist `nmt shortlist` built beside the model (faster on large vocabularies; "
+    "docs/engines.md gives the BLEU it costs)"
+)
+
 
 def cmd_data_fetch(args: argparse.Namespace) -> None:
     from nmt.data.corpus.recipe import fetch_corpus
@@ -91,7 +97,11 @@ def _load_translator(args: argparse.Namespace) -> tuple[Translator, DecodingConf
     from nmt.decoding.translator import Translator
 
     translator = Translator.load(
-        args.model_dirs, engine=args.engine, int8=args.int8, device=args.device
+        args.model_dirs,
+        engine=args.engine,
+        int8=args.int8,
+        device=args.device,
+        shortlist=args.shortlist,
     )
     return translator, _decoding_options(args, translator.default_options)
 
@@ -288,6 +298,7 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--int8", action="store_true", help="int8 linear layers (nmt) or int8 weights (CTranslate2)"
     )
+    parser.add_argument("--shortlist", action="store_true", help=SHORTLIST_HELP)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -318,6 +329,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         engine=args.engine,
         device=args.device,
         int8=args.int8,
+        shortlist=args.shortlist,
         threads=args.threads,
         settings=settings,
     )
@@ -389,6 +401,7 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.add_argument("--engine", choices=["nmt", "ctranslate2"], default="nmt")
     serve.add_argument("--int8", action="store_true", help="int8 linear layers (nmt engine)")
+    serve.add_argument("--shortlist", action="store_true", help=SHORTLIST_HELP)
     serve.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     serve.add_argument(
         "--threads",
@@ -566,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_verb(verbs)
     _add_export_verb(verbs)
     _add_embeddings_verb(verbs)
+    _add_shortlist_verb(verbs)
     return parser
 
 
@@ -646,6 +660,45 @@ def _add_embeddings_verb(verbs: argparse._SubParsersAction[argparse.ArgumentPars
         "--workers", type=int, default=defaults.workers, help="threads (1: repeatable)"
     )
     train.set_defaults(func=cmd_embeddings_train)
+
+
+def cmd_shortlist(args: argparse.Namespace) -> None:
+    from nmt.decoding.shortlist import build_for_model
+
+    for name in ("per_source", "frequent", "max_pairs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise NmtError(f"shortlist: --{name.replace('_', '-')}: must be at least 1")
+    path = build_for_model(
+        args.model_dir,
+        args.corpus,
+        per_source=args.per_source,
+        frequent=args.frequent,
+        max_pairs=args.max_pairs,
+    )
+    print(f"wrote {path}")
+
+
+def _add_shortlist_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    shortlist = verbs.add_parser(
+        "shortlist",
+        help="build a vocabulary shortlist for a model from its training pairs (--shortlist)",
+        description="Per source piece, the target pieces that co-occur with it most in the "
+        "training pairs (p(target | source)), plus the most frequent target pieces: written "
+        "as shortlist.safetensors beside the model, used by translate/serve --shortlist.",
+    )
+    shortlist.add_argument("model_dir", type=Path, help="a model directory (or a run)")
+    shortlist.add_argument(
+        "--corpus", type=Path, help="folder with train.SRC and train.TGT (default: data.dir)"
+    )
+    shortlist.add_argument(
+        "--per-source", type=int, default=50, help="target pieces per source piece (default 50)"
+    )
+    shortlist.add_argument(
+        "--frequent", type=int, default=500, help="most frequent target pieces (default 500)"
+    )
+    shortlist.add_argument("--max-pairs", type=int, help="use the first N training pairs only")
+    shortlist.set_defaults(func=cmd_shortlist)
 
 
 def _add_export_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

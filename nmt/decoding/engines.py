@@ -81,6 +81,7 @@ def load_engine(
     device: str = "cpu",
     threads: int | None = None,
     parallel: int = 1,
+    shortlist: bool = False,
 ) -> Translator:
     """What Translator.load does (see there): the chosen engine for model directories."""
     if not model_dirs:
@@ -91,6 +92,8 @@ def load_engine(
         raise NmtError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
     resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
     if engine == "ctranslate2":
+        if shortlist:
+            raise NmtError("--shortlist: nmt engine only (CTranslate2's vmap is not wired)")
         if len(resolved) != 1:
             raise NmtError("--engine ctranslate2 takes one model; ensembles: --engine nmt")
         return CTranslate2Translator.from_model_dir(
@@ -101,6 +104,10 @@ def load_engine(
     if int8 and check_device(device).type != "cpu":
         raise NmtError("--int8 runs on the CPU only (PyTorch's dynamic quantization)")
     translator = Translator.from_loaded(resolved, device=device)
+    if shortlist:
+        from nmt.decoding.shortlist import load_for_model
+
+        translator.shortlist = load_for_model(resolved[0])
     if int8:
         from nmt.models.quantize import quantize_int8
 

@@ -376,12 +376,15 @@ def beam_search(
     on_done: SentenceDone | None = None,
     observer: Observer | None = None,
     selector: Selector | None = None,
+    vocabulary: Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """The ``nbest`` best hypotheses per sentence, best first, by log P / lp(|Y|); with
     ``options.sampling`` one drawn hypothesis each (with ``generator``).
 
     ``prefixes``: per sentence, token ids its output must start with (they count toward its
-    length limit; the caller checks that they fit).
+    length limit; the caller checks that they fit). ``vocabulary``: the sorted target ids the
+    model's output layer is restricted to (a shortlist; EncodeOptions.vocabulary): the caller
+    checks that it holds the EOS and every token a prefix or selector must write.
 
     Each step extends the k open beams of every searching sentence by one token (one
     ``decode_step`` for all rows) and keeps the 2k best candidates by log P. An EOS candidate
@@ -445,6 +448,7 @@ def beam_search(
         max_steps=int(limits.max()),
         record_attention=record_attention,
         logits=options.repetition_penalty != 1.0,  # CTranslate2 applies it to logits
+        vocabulary=vocabulary,
     )
     state = model.encode(src[active], src_mask[active], encoding)
     state = state.select(torch.arange(active.numel(), device=device).repeat_interleave(k))

@@ -22,7 +22,12 @@ from nmt.config import DecodingConfig
 from nmt.data.batching import group_by_length, pad_sequences
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.constraints import word_continuations
-from nmt.decoding.glossary import glossary_selector, glossary_terms, warn_missing
+from nmt.decoding.glossary import (
+    SentenceTerms,
+    glossary_selector,
+    glossary_terms,
+    warn_missing,
+)
 from nmt.decoding.search import (
     BeamStep,
     Hypothesis,
@@ -30,6 +35,7 @@ from nmt.decoding.search import (
     beam_search,
     special_ids,
 )
+from nmt.decoding.shortlist import Shortlist
 from nmt.errors import NmtError
 from nmt.models.interface import Seq2SeqModel
 
@@ -115,7 +121,8 @@ class Translator:
     ``max_positions`` is the longest sequence the model accepts (None: the model's own, if it
     says): longer sources are truncated to it (EOS included), with a warning, and outputs are
     capped to fit it too. ``default_options`` serve every call that passes no options (for a
-    model directory: its config's ``decoding`` section).
+    model directory: its config's ``decoding`` section). ``shortlist``: restrict each batch's
+    output layer to the target pieces it makes likely (nmt.decoding.shortlist); None: all.
     """
 
     engine_name = "nmt"  # what Translator.load loads unless told otherwise
@@ -128,6 +135,7 @@ class Translator:
         device: str | torch.device = "cpu",
         max_positions: int | None = None,
         default_options: DecodingConfig | None = None,
+        shortlist: Shortlist | None = None,
     ) -> None:
         if max_positions is None:
             max_positions = model_positions(model)
@@ -138,6 +146,7 @@ class Translator:
         self.device = torch.device(device)
         self.max_positions = max_positions
         self.default_options = default_options or DecodingConfig()
+        self.shortlist = shortlist
 
     @classmethod
     def load(
@@ -149,6 +158,7 @@ class Translator:
         device: str = "cpu",
         threads: int | None = None,
         parallel: int = 1,
+        shortlist: bool = False,
     ) -> Translator:
         """The one way in from Python: a Translator for a model directory (or a run
         directory's best model); given several, for their ensemble (nmt.models.ensemble: the
@@ -159,7 +169,9 @@ class Translator:
         weights and matmuls), nmt.decoding.engines; None: this class's own. ``threads``: CPU
         threads for the search (None: the engine's default; for nmt, PyTorch's process-wide
         setting). ``parallel``: how many calls may run at once from different threads
-        (CTranslate2 keeps a replica for each; nmt's model is shared, read-only)."""
+        (CTranslate2 keeps a replica for each; nmt's model is shared, read-only).
+        ``shortlist``: use the vocabulary shortlist built beside the model (``nmt shortlist``;
+        nmt engine only)."""
         from nmt.decoding.engines import load_engine
 
         dirs = [model_dir] if isinstance(model_dir, str | Path) else list(model_dir)
@@ -170,6 +182,7 @@ class Translator:
             device=device,
             threads=threads,
             parallel=parallel,
+            shortlist=shortlist,
         )
 
     @classmethod
@@ -295,6 +308,11 @@ class Translator:
                 else glossary_selector(
                     [terms[i] for i in batch], ids.eos, self._word_continuations
                 ),
+                vocabulary=self._vocabulary(
+                    src,
+                    [prefix_ids[i] for i in batch],
+                    None if terms is None else [terms[i] for i in batch],
+                ),
             )
             results.add(batch, found)
         translations = results.all()
@@ -316,6 +334,22 @@ class Translator:
                 batch = [i for i, k in zip(batch, keep, strict=True) if k]
             if batch:
                 yield batch
+
+    def _vocabulary(
+        self, src: Tensor, prefixes: list[list[int]], terms: list[SentenceTerms] | None
+    ) -> Tensor | None:
+        """The shortlist's target ids for a batch ``src``; None (the full vocabulary) without a
+        shortlist, or where a token the search must write (a prefix's, a term's) lies outside
+        it: the exact fallback."""
+        if self.shortlist is None:
+            return None
+        ids = special_ids(self.model)
+        candidates = self.shortlist.candidates(src.cpu(), pad_id=ids.pad)
+        forced = [ids.eos, *(t for p in prefixes for t in p)]
+        forced += [t for found in terms or [] for phrase in found.phrases for t in phrase]
+        if not Shortlist.covers(candidates, torch.tensor(forced, dtype=torch.long)):
+            return None
+        return candidates.to(self.device)
 
     @property
     def _max_len_cap(self) -> int | None:

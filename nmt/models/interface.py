@@ -27,11 +27,15 @@ class EncodeOptions:
     output layer's raw logits instead of their log_softmax, for a guard that reads logits
     (CTranslate2's repetition penalty); a model without logits of its own (an ensemble) returns
     its log-probabilities, which are logits of the same distribution (softmax gives it back).
+    ``vocabulary``: sorted target ids (a vocabulary shortlist, nmt.decoding.shortlist) the
+    output layer may score: the distribution is over them alone, every other id gets -inf; a
+    model that cannot restrict its output layer scores the full vocabulary (exact).
     """
 
     max_steps: int | None = None
     record_attention: bool = False
     logits: bool = False
+    vocabulary: Tensor | None = None
 
 
 DEFAULT_ENCODE_OPTIONS = EncodeOptions()  # one shared default: a frozen value, never mutated

@@ -89,6 +89,18 @@ class Int8Linear(nn.Module):
         out = sums.mul_(scale) if self.bias is None else torch.addcmul(self.bias, sums, scale)
         return out.view(*x.shape[:-1], self.out_features)
 
+    def rows(self, features: Tensor) -> Int8Linear:
+        """This layer for the output features ``features`` only (a vocabulary shortlist): the
+        same int8 weights and scales, prepacked anew."""
+        qweight, _ = torch.ops.quantized.linear_unpack(self.packed)
+        linear = nn.Linear(self.in_features, features.numel(), bias=self.bias is not None)
+        with torch.no_grad():
+            # Dequantized rows quantize back to the same int8 values and scales.
+            linear.weight.copy_(qweight.dequantize().index_select(0, features))
+            if self.bias is not None:
+                linear.bias.copy_(self.bias[features])
+        return Int8Linear(linear)
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 

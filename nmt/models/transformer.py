@@ -317,6 +317,22 @@ class DecoderLayer(nn.Module):
         return r.after(x, self.feed_forward(r.before(x))), weights
 
 
+class Restricted:
+    """An output layer cut to a shortlist's target ids: computes their logits only, and
+    widens scores over them back to the full vocabulary (-inf elsewhere)."""
+
+    def __init__(self, vocabulary: Tensor, layer: nn.Module, bias: Tensor | None) -> None:
+        self.vocabulary, self.layer, self.bias = vocabulary, layer, bias
+
+    def __call__(self, x: Tensor) -> Tensor:
+        logits = self.layer(x)
+        return logits if self.bias is None else logits + self.bias
+
+    def widen(self, scores: Tensor, vocab_size: int) -> Tensor:
+        full = scores.new_full((scores.size(0), vocab_size), -math.inf)
+        return full.index_copy_(1, self.vocabulary, scores)
+
+
 class TransformerState:
     """What decoding carries from step to step, updated in place (see DecoderState).
 
@@ -335,12 +351,14 @@ class TransformerState:
         limit: int,
         record_attention: bool,
         logits: bool = False,
+        output: Restricted | None = None,
     ) -> None:
         self.memory = memory  # per layer, (M, H, S, K) keys and values
         self.memory_mask = memory_mask  # (M, 1, 1, S)
         self.beams = 1  # rows per memory row
         self.position = 0  # target positions fed so far
         self.logits = logits  # decode_step returns logits, not log-probabilities
+        self.output = output  # the output layer restricted to a shortlist, or None
         # Per layer: keys and values stacked, (N, 2, H, P, K).
         self.caches = [StepBuffer(step_dim=3, capacity=capacity, limit=limit) for _ in memory]
         # Cross-attention weights, (N, P, L, H, S).
@@ -441,9 +459,11 @@ class Transformer(TranslationModel):
         start: int = 0,
         caches: list[StepBuffer] | None = None,
         need_weights: bool = False,
+        output: Callable[[Tensor], Tensor] | None = None,
     ) -> tuple[Tensor, list[Tensor]]:
         """tgt (N, T) at positions start, start + 1, … → logits (N, T, V), and the cross-attention
-        weights (N, H, T, S) of every layer if wanted."""
+        weights (N, H, T, S) of every layer if wanted. ``output``: the output layer to use
+        instead of the model's (one restricted to a shortlist)."""
         x = self.tgt_positions(self.tgt_embed(tgt) * self.embed_scale, start=start)
         weights = []
         for i, layer in enumerate(self.decoder_layers):
@@ -457,11 +477,27 @@ class Transformer(TranslationModel):
             )
             if layer_weights is not None:
                 weights.append(layer_weights)
-        return self.logits(self.decoder_norm(x)), weights
+        return (output or self.logits)(self.decoder_norm(x)), weights
 
     def logits(self, x: Tensor) -> Tensor:
         logits = self.generator(x)
         return logits if self.output_bias is None else logits + self.output_bias
+
+    def restricted_output(self, vocabulary: Tensor) -> Restricted:
+        """The output layer for the sorted target ids ``vocabulary`` only: its rows of the
+        projection (float32 or int8) and of the bias, cut once per batch."""
+        generator = self.generator
+        if isinstance(generator, nn.Linear):
+            weight = generator.weight.index_select(0, vocabulary)
+            linear = nn.Linear(weight.size(1), weight.size(0), bias=generator.bias is not None)
+            linear.weight = nn.Parameter(weight, requires_grad=False)
+            if generator.bias is not None:
+                linear.bias = nn.Parameter(generator.bias[vocabulary], requires_grad=False)
+            layer: nn.Module = linear
+        else:  # an Int8Linear (nmt.models.quantize)
+            layer = generator.rows(vocabulary)
+        bias = None if self.output_bias is None else self.output_bias[vocabulary]
+        return Restricted(vocabulary, layer, bias)
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -484,6 +520,9 @@ class Transformer(TranslationModel):
             limit=limit,
             record_attention=options.record_attention,
             logits=options.logits,
+            output=None
+            if options.vocabulary is None
+            else self.restricted_output(options.vocabulary.to(src.device)),
         )
 
     def decode_step(
@@ -497,12 +536,16 @@ class Transformer(TranslationModel):
             start=state.position,
             caches=state.caches,
             need_weights=state.recorded is not None,
+            output=state.output,
         )
         if state.recorded is not None:
             step = torch.stack([w[:, :, 0] for w in weights], dim=1)  # (N, L, H, S)
             state.recorded.write(state.position, step.float())
         state.position += 1
-        return (logits[:, 0] if state.logits else logits[:, 0].log_softmax(dim=-1)), state
+        scores = logits[:, 0] if state.logits else logits[:, 0].log_softmax(dim=-1)
+        if state.output is not None:  # the shortlist's scores, -inf for every other piece
+            scores = state.output.widen(scores, self.tgt_embed.num_embeddings)
+        return scores, state
 
     @torch.no_grad()
     def cross_attention(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:

@@ -346,6 +346,7 @@ def serve(
     engine: str = "nmt",
     device: str = "cpu",
     int8: bool = False,
+    shortlist: bool = False,
     threads: int | None = None,
     settings: ServeSettings | None = None,
 ) -> None:
@@ -360,7 +361,13 @@ def serve(
     resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
     # Translator.load checks that an ensemble's members share their tokenizer.
     translator = Translator.load(
-        resolved, engine=engine, int8=int8, device=device, threads=threads, parallel=workers
+        resolved,
+        engine=engine,
+        int8=int8,
+        device=device,
+        threads=threads,
+        parallel=workers,
+        shortlist=shortlist,
     )
     info = model_info(*resolved, engine=engine, device=device)
     tokenizer = load_tokenizer(resolved[0])
