@@ -317,6 +317,10 @@ class DecoderLayer(nn.Module):
         return r.after(x, self.feed_forward(r.before(x))), weights
 
 
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
 class Restricted:
     """An output layer cut to a shortlist's target ids: computes their logits only, and
     widens scores over them back to the full vocabulary (-inf elsewhere)."""
@@ -501,10 +505,21 @@ class Transformer(TranslationModel):
 
     # -- the contract -------------------------------------------------------------------------
 
-    def forward(self, src: Tensor, src_mask: Tensor, tgt_in: Tensor) -> Tensor:
+    def forward(
+        self, src: Tensor, src_mask: Tensor, tgt_in: Tensor, *, features: bool = False
+    ) -> Tensor:
+        """Teacher-forced logits (B, T, V); with ``features`` the decoder's last hidden states
+        (B, T, D) instead, for a loss that applies the output layer itself
+        (nmt.training.loss.output_layer_loss: training never holds the whole logits)."""
         memory = self.memory_keys_values(self.encoder(src, src_mask))
-        logits, _ = self.decoder(tgt_in, memory, src_mask[:, None, None, :])
-        return logits
+        out, _ = self.decoder(
+            tgt_in, memory, src_mask[:, None, None, :], output=_identity if features else None
+        )
+        return out
+
+    def output_layer(self) -> tuple[Tensor, Tensor | None]:
+        """The output projection's weight (V, D) and bias (V,) or None: logits = x·Wᵀ + b."""
+        return self.generator.weight, self.output_bias
 
     def encode(
         self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS

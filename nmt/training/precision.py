@@ -10,15 +10,18 @@ skipped and the scale halved; after 2,000 clean updates the scale doubles.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from nmt.training.loss import LossSums, label_smoothed_loss
+from nmt.training.loss import LossSums, label_smoothed_loss, output_layer_loss
 
 AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 ForwardLoss = Callable[[Tensor, Tensor, Tensor, Tensor], LossSums]
+OutputLayer = Callable[[], tuple[Tensor, Tensor | None]]  # () → the output layer's (W, b)
 
 
 def configure_matmul_precision(device: torch.device, precision: str) -> None:
@@ -26,6 +29,15 @@ def configure_matmul_precision(device: torch.device, precision: str) -> None:
     products, float32 sums), several times faster on Ampere and later at no cost in training."""
     if device.type == "cuda" and precision == "float32":
         torch.backends.cuda.matmul.fp32_precision = "tf32"
+
+
+def training_attention(device_type: str) -> AbstractContextManager[None]:
+    """Which attention kernel training's forward (and so its backward) uses. On the CPU the
+    explicit softmax(QKᵀ/√d)·V path: at the quickstart's lengths (tens of tokens) the fused
+    flash kernel's backward was a quarter of an update, and the explicit path made updates
+    1.23× faster (725 → 588 ms, two threads, quiet; docs/performance.md). On a GPU PyTorch
+    chooses."""
+    return sdpa_kernel([SDPBackend.MATH]) if device_type == "cpu" else nullcontext()
 
 
 def forward_loss(
@@ -37,10 +49,15 @@ def forward_loss(
     pad_id: int,
     compile: bool = False,
     compile_backend: str = "inductor",
+    output_layer: OutputLayer | None = None,
 ) -> ForwardLoss:
     """``(src, src_mask, tgt_in, tgt_out) -> LossSums`` for ``model``, under autocast as
     ``precision`` asks; with ``compile``, the model goes through torch.compile (shapes vary from
-    batch to batch, so they are compiled as dynamic from the start)."""
+    batch to batch, so they are compiled as dynamic from the start). ``output_layer``: for a
+    model whose forward can return its last hidden states (``features=True``, the
+    Transformer's), the output layer's (weight, bias); the loss then applies it chunk by chunk
+    (nmt.training.loss.output_layer_loss) and the whole logits never exist."""
+    features = {} if output_layer is None else {"features": True}
     dtype, enabled = AUTOCAST_DTYPES.get(precision), precision in AUTOCAST_DTYPES
     if compile:
         # The model's forward (and so its backward): the loss counts tokens into a Python int,
@@ -48,9 +65,23 @@ def forward_loss(
         model = torch.compile(model, dynamic=True, backend=compile_backend)  # type: ignore[assignment]
 
     def step(src: Tensor, src_mask: Tensor, tgt_in: Tensor, tgt_out: Tensor) -> LossSums:
-        with torch.autocast(device_type, dtype=dtype, enabled=enabled):
-            logits = model(src, src_mask, tgt_in)
-        return label_smoothed_loss(logits, tgt_out, epsilon=label_smoothing, pad_id=pad_id)
+        with (
+            torch.autocast(device_type, dtype=dtype, enabled=enabled),
+            training_attention(device_type),
+        ):
+            out = model(src, src_mask, tgt_in, **features)
+        if output_layer is None:
+            return label_smoothed_loss(out, tgt_out, epsilon=label_smoothing, pad_id=pad_id)
+        weight, bias = output_layer()
+        return output_layer_loss(
+            out,
+            weight,
+            bias,
+            tgt_out,
+            epsilon=label_smoothing,
+            pad_id=pad_id,
+            dtype=dtype if enabled and dtype is not None else torch.float32,
+        )
 
     return step
 

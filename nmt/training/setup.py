@@ -168,6 +168,7 @@ def training_loss(
         label_smoothing=config.training.label_smoothing,
         pad_id=model.pad_id,
         compile=config.training.compile,
+        output_layer=getattr(model, "output_layer", None),  # the Transformer's
     )
     # training.teacher_forcing < 1: scheduled sampling (at 1, loss_of itself runs).
     loss_of_step = ScheduledSampling(

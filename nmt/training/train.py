@@ -31,7 +31,7 @@ from nmt.models.store import write_model_dir
 from nmt.training.checkpoint import TrainerState, rng_states, save_checkpoint, time_save_due
 from nmt.training.distributed import setup_distributed, teardown_distributed
 from nmt.training.interrupt import StopSignals
-from nmt.training.memory import give_back_freed_memory
+from nmt.training.memory import give_back_freed_memory, limit_onednn_cache
 from nmt.training.metrics import METRICS_FILE, PLOT_FILE, append_metrics, plot_metrics
 from nmt.training.precision import configure_matmul_precision, optimizer_step
 from nmt.training.schedule import learning_rate
@@ -70,6 +70,7 @@ def describe_model(config: Config, vocab_size: int) -> str:
 def train(config: Config, *, init_from: Path | None = None) -> TrainResult:
     """Train (or resume) the run of ``config``. ``init_from``: a model directory to fine-tune,
     whose model config, tokenizer and weights replace the config's model and the fresh start."""
+    limit_onednn_cache()
     if init_from is not None:
         config = fine_tuning_config(config, init_from)
     dist = setup_distributed(resolve_device(config.training.device).type)
