@@ -1,0 +1,57 @@
+"""oneDNN-packed linear layers for float32 inference on the CPU: the same numbers as nn.Linear
+(up to float32 rounding), and the same translations."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nmt.config import DecodingConfig, TransformerConfig
+from nmt.data.tokenizer import EOS_ID
+from nmt.decoding.search import beam_search
+from nmt.models.packed import MIN_ROWS, PackedLinear, available, pack_linear_layers
+from nmt.models.transformer import Transformer
+
+pytestmark = pytest.mark.skipif(not available(), reason="this PyTorch has no oneDNN")
+
+
+@pytest.mark.parametrize("rows", [1, MIN_ROWS, 37])
+def test_a_packed_layer_computes_what_the_plain_one_does(rows: int) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(512, 600)
+    x = torch.randn(rows, 3, 512)
+    packed = PackedLinear(linear.weight, linear.bias)
+    with torch.no_grad():
+        torch.testing.assert_close(packed(x), linear(x), rtol=1e-4, atol=1e-4)
+        ids = torch.tensor([0, 7, 599])
+        torch.testing.assert_close(packed.rows(ids)(x), linear(x)[..., ids], rtol=1e-4, atol=1e-4)
+
+
+def test_a_packed_transformer_searches_as_the_plain_one() -> None:
+    """d_model 512 and 600 pieces (layers narrower than 512 stay plain), Marian's output bias
+    folded into the packed output layer: the same beam search outputs and scores."""
+    config = TransformerConfig(
+        num_layers=1, d_model=512, d_ff=512, num_heads=8, dropout=0.0, output_bias=True
+    )
+    torch.manual_seed(1)
+    plain = Transformer(config, 600).eval()
+    with torch.no_grad():
+        assert plain.output_bias is not None
+        plain.output_bias.normal_()
+        plain.output_bias[EOS_ID] = 4.0  # outputs that end
+    packed = pack_linear_layers(copy.deepcopy(plain))
+    assert isinstance(packed, Transformer)
+    assert packed.output_bias is None and isinstance(packed.generator, PackedLinear)
+    assert packed.generator.bias is not None
+    # Per layer: self-attention's q|k|v and out, feed-forward's two; the output layer.
+    assert sum(isinstance(m, PackedLinear) for m in packed.modules()) == 4 + 7 + 1
+    src = torch.randint(4, 600, (6, 9), generator=torch.Generator().manual_seed(0))
+    src[:, -1] = EOS_ID
+    mask = torch.ones_like(src, dtype=torch.bool)
+    options = DecodingConfig(beam_size=4, max_len_b=12)
+    expected = beam_search(plain, src, mask, options)
+    got = beam_search(packed, src, mask, options)
+    for a, b in zip(expected, got, strict=True):
+        assert a[0].tokens == b[0].tokens
+        assert b[0].score == pytest.approx(a[0].score, abs=1e-3)
