@@ -294,6 +294,7 @@ def test_translate_unwritable_output(
         (["--length-penalty", "-0.5"], "length.penalty"),
         (["--device", "cuda"], None if CUDA else "no CUDA device"),
         (["--device", "gpu7"], "not a device"),
+        (["--shortlist"], "no shortlist; build it with: nmt shortlist"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )
@@ -821,3 +822,24 @@ def test_outputs_that_hit_the_size_limit_fail_cleanly(
     assert_refused(outcome, "too large")
     assert not out.exists()
     assert_nothing_half_written(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--per-source", "0"], "--per-source: must be at least 1"),
+        (["--corpus", "/nonexistent"], r"train\.en: no such file"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
+)
+def test_shortlist_options(
+    material: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    options: list[str],
+    error: str,
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(material["model"], model)
+    assert_refused(run_nmt(["shortlist", str(model), *options], capsys), error)
+    assert not (model / "shortlist.safetensors").exists()
