@@ -53,14 +53,19 @@ class PackedLinear(nn.Module):
     def rows(self, features: Tensor) -> nn.Linear:
         """This layer for the output features ``features`` only (a vocabulary shortlist), as a
         plain layer: it is cut anew for every batch, where reordering would cost more."""
-        linear = nn.Linear(self.in_features, features.numel(), bias=self.bias is not None)
-        linear.weight = nn.Parameter(self.weight.index_select(0, features), requires_grad=False)
-        if self.bias is not None:
-            linear.bias = nn.Parameter(self.bias[features], requires_grad=False)
-        return linear
+        return linear_rows(self.weight, self.bias, features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def linear_rows(weight: Tensor, bias: Tensor | None, features: Tensor) -> nn.Linear:
+    """A plain inference layer of the output features ``features`` of y = x·Wᵀ + b."""
+    linear = nn.Linear(weight.size(1), features.numel(), bias=bias is not None)
+    linear.weight = nn.Parameter(weight.detach().index_select(0, features), requires_grad=False)
+    if bias is not None:
+        linear.bias = nn.Parameter(bias.detach()[features], requires_grad=False)
+    return linear
 
 
 def pack_linear_layers(model: nn.Module) -> nn.Module:

@@ -32,6 +32,7 @@ from nmt.models.interface import (
     SpecialIds,
     TranslationModel,
 )
+from nmt.models.packed import linear_rows
 
 
 def scaled_dot_product_attention(
@@ -492,13 +493,8 @@ class Transformer(TranslationModel):
         projection (float32 or int8) and of the bias, cut once per batch."""
         generator = self.generator
         if isinstance(generator, nn.Linear):
-            weight = generator.weight.index_select(0, vocabulary)
-            linear = nn.Linear(weight.size(1), weight.size(0), bias=generator.bias is not None)
-            linear.weight = nn.Parameter(weight, requires_grad=False)
-            if generator.bias is not None:
-                linear.bias = nn.Parameter(generator.bias[vocabulary], requires_grad=False)
-            layer: nn.Module = linear
-        else:  # an Int8Linear (nmt.models.quantize)
+            layer: nn.Module = linear_rows(generator.weight, generator.bias, vocabulary)
+        else:  # an Int8Linear or a PackedLinear (nmt.models.quantize, nmt.models.packed)
             layer = generator.rows(vocabulary)
         bias = None if self.output_bias is None else self.output_bias[vocabulary]
         return Restricted(vocabulary, layer, bias)
