@@ -26,8 +26,9 @@ How nmt's decoding options map onto CTranslate2's (nmt.config.DecodingConfig):
   hypotheses. nmt's ``exact`` bound has no CTranslate2 counterpart (a warning says so).
 - PAD and BOS: nmt's search never produces them; CTranslate2 can (a model trained with label
   smoothing gives them its floor of probability, which CTranslate2 picks where a guard has
-  banned every likelier piece: a few of 100 toy outputs under no_repeat_ngram_size 1). Banning them there (``suppress_sequences``) would renormalise its
-  log-probabilities over the other tokens at every step, and so change its rankings and scores.
+  banned every likelier piece: a few of 100 toy outputs under no_repeat_ngram_size 1).
+  Banning them there (``suppress_sequences``) would renormalise its log-probabilities over the
+  other tokens at every step, and so change its rankings and scores.
   The guards and the minimum length renormalise in both engines (nmt.decoding.search).
 - glossary: nmt only (lexically constrained search, nmt.decoding.constraints); CTranslate2 has
   none, and a glossary given to it is refused with one line rather than silently ignored.

@@ -23,8 +23,9 @@ Conventions:
   minimum length's ban at the first step, which would shift all of a sentence's candidates
   alike, so that by default scores are the model's own log-probabilities); then PAD and BOS
   are banned without renormalising (CTranslate2 never bans them; a trained model gives them only
-  label smoothing's floor of probability, so they matter only where guards ban the rest); then a target prefix forces its tokens (at the first step after it,
-  only a sentence's best candidate may end, as in CTranslate2: ``_empty_slots``). Scores are
+  label smoothing's floor of probability, so they matter only where guards ban the rest);
+  then a target prefix forces its tokens (at the first step after it, only a sentence's best
+  candidate may end, as in CTranslate2: ``_empty_slots``). Scores are
   log-probabilities of that distribution. Unless ``allow_empty``, the minimum length is at
   least 1: an empty line is never a translation of a sentence, yet it is what a weak or unsure
   model finds most probable.
