@@ -38,9 +38,16 @@ ModelT = TypeVar("ModelT", bound=nn.Module)
 def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     """Symmetric int8 values of ``x`` (R, C), one scale per row: (R, C) int8 and (R, 1) float32
     with x ≈ values · scale. An all-zero row (padding) gets scale 1 rather than 0."""
-    scale = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True) / INT8_MAX
-    scale = scale.masked_fill_(scale == 0, 1.0)
+    scale = row_scales(x)
     return torch.div(x, scale).round_().to(torch.int8), scale
+
+
+def row_scales(x: Tensor) -> Tensor:
+    """(R, 1): each row's largest magnitude / 127, 1 for an all-zero row. ``abs().amax()``, not
+    ``linalg.vector_norm(ord=inf)``, which gives the same values 8–13× slower on the CPU (it was
+    a tenth of int8 decoding at the OPUS-MT shape)."""
+    scale = x.abs().amax(dim=-1, keepdim=True).div_(INT8_MAX)
+    return scale.masked_fill_(scale == 0, 1.0)
 
 
 class Int8Linear(nn.Module):
@@ -79,8 +86,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, self.in_features)  # (R, in)
         count = rows.size(0)
-        scale = torch.linalg.vector_norm(rows, ord=float("inf"), dim=-1, keepdim=True) / INT8_MAX
-        scale = scale.masked_fill_(scale == 0, 1.0)  # (R, 1)
+        scale = row_scales(rows)  # (R, 1)
         values = rows.new_empty(count + 1, self.in_features)  # the rows, then the range row
         torch.div(rows, scale, out=values[:count]).round_()
         values[count] = self.range_row
