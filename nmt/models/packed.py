@@ -11,9 +11,8 @@ one row (0.7×), where the plain layer is kept (``MIN_ROWS``). On the quickstart
 with a side under ``MIN_WIDTH`` stay plain. docs/engines.md has the figures.
 
 ``pack_linear_layers`` swaps every ``nn.Linear`` of an inference model for a ``PackedLinear``
-in place, as nmt.models.quantize does for int8. A Transformer's separate output bias (Marian's
-``final_logits_bias``) is folded into its packed output layer, so that the bias is added inside
-the GEMM rather than in a second pass over (rows × vocabulary). The results equal the plain
+in place, as nmt.models.quantize does for int8 (nmt.models.swap: a Transformer's separate
+output bias is then added inside the output GEMM). The results equal the plain
 layer's up to float32 rounding (the sums are taken in another order).
 """
 
@@ -22,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from nmt.models.swap import replace_linear_layers
 
 MIN_ROWS = 4  # below this the plain GEMM was faster for the 512-wide layers
 MIN_WIDTH = 512  # layers with a side narrower than this stay plain
@@ -74,16 +75,12 @@ def pack_linear_layers(model: nn.Module) -> nn.Module:
     oneDNN is not available."""
     if not available():
         return model.eval()
-    for parent in list(model.modules()):
-        output_bias = getattr(parent, "output_bias", None)
-        for name, child in list(parent.named_children()):
-            if type(child) is not nn.Linear or child.weight.dtype != torch.float32:
-                continue
-            if min(child.in_features, child.out_features) < MIN_WIDTH:
-                continue
-            bias = child.bias
-            if name == "generator" and output_bias is not None and bias is None:
-                bias = output_bias  # added inside the GEMM; the model's own is then dropped
-                parent.output_bias = None
-            setattr(parent, name, PackedLinear(child.weight, bias))
+    replace_linear_layers(
+        model,
+        lambda linear, bias: PackedLinear(linear.weight, bias),
+        wanted=lambda linear: (
+            linear.weight.dtype == torch.float32
+            and min(linear.in_features, linear.out_features) >= MIN_WIDTH
+        ),
+    )
     return model.eval()

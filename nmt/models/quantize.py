@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from nmt.errors import NmtError
+from nmt.models.swap import replace_linear_layers
 
 INT8_MAX = 127
 
@@ -64,7 +65,8 @@ class Int8Linear(nn.Module):
     bias: Tensor | None
     range_row: Tensor
 
-    def __init__(self, linear: nn.Linear) -> None:
+    def __init__(self, linear: nn.Linear, bias: Tensor | None = None) -> None:
+        """``bias``: the bias to add, if not the layer's own (a folded output bias)."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight, weight_scale = quantize_rows(linear.weight.detach().float())
@@ -77,7 +79,8 @@ class Int8Linear(nn.Module):
                 0,
             )
         self.packed = torch.ops.quantized.linear_prepack(qweight, None)
-        bias = None if linear.bias is None else linear.bias.detach().float().clone()
+        bias = linear.bias if bias is None else bias
+        bias = None if bias is None else bias.detach().float().clone()
         self.register_buffer("bias", bias)
         range_row = torch.zeros(self.in_features)
         range_row[0], range_row[-1] = -INT8_MAX - 1, INT8_MAX
@@ -119,8 +122,5 @@ def quantize_int8(model: ModelT) -> ModelT:
         raise NmtError("int8 quantization runs on the CPU only")
     if "x86" in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = "x86"  # fbgemm, and oneDNN where it is faster
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear:
-                setattr(parent, name, Int8Linear(child))
+    replace_linear_layers(model, lambda linear, bias: Int8Linear(linear, bias))
     return model.eval()

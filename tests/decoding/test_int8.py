@@ -1,6 +1,7 @@
 """`--int8`: nmt's own model with int8 linear layers translates as float32 does, and a sentence
 translates the same alone and inside any batch."""
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,18 @@ def test_int8_is_refused_off_the_cpu(trained_model_dir: Path) -> None:
     assert isinstance(model, nn.Module)
     with pytest.raises(NmtError, match="CPU only"):
         quantize_int8(model.to("meta"))
+
+
+def test_the_output_bias_is_folded_into_the_int8_output_layer(toy_tokenizer: Tokenizer) -> None:
+    """Marian's separate output bias is added inside the int8 output layer (one pass over the
+    logits), and the model's own attribute dropped: the same logits, to int8's precision."""
+    model = eos_biased_random_model(toy_tokenizer.vocab_size)
+    src = torch.tensor([[5, 9, 12, 20, EOS_ID]])
+    tgt_in = torch.tensor([[model.bos_id, 7, 39, 14]])
+    with torch.no_grad():
+        expected = model(src, src != 0, tgt_in)
+        quantized = quantize_int8(copy.deepcopy(model))
+        got = quantized(src, src != 0, tgt_in)
+    assert quantized.output_bias is None
+    assert isinstance(quantized.generator, Int8Linear) and quantized.generator.bias is not None
+    assert float((got - expected).abs().max()) < 0.5  # the EOS bias alone is 6
