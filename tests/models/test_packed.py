@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nmt.config import DecodingConfig, TransformerConfig
-from nmt.data.tokenizer import EOS_ID
+from nmt.data.tokenizer import EOS_ID, PAD_ID
 from nmt.decoding.search import beam_search
 from nmt.models.packed import MIN_ROWS, PackedLinear, available, pack_linear_layers
 from nmt.models.transformer import Transformer
@@ -55,3 +55,31 @@ def test_a_packed_transformer_searches_as_the_plain_one() -> None:
     for a, b in zip(expected, got, strict=True):
         assert a[0].tokens == b[0].tokens
         assert b[0].score == pytest.approx(a[0].score, abs=1e-3)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_a_packed_model_translates_alone_as_in_a_batch(beam_size: int) -> None:
+    """A sentence alone (greedy: one row, the plain GEMM) and inside a batch of 16 (the packed
+    one) gets the same output: the kernels differ only in float32 rounding."""
+    config = TransformerConfig(
+        num_layers=2, d_model=512, d_ff=1024, num_heads=8, dropout=0.0, output_bias=True
+    )
+    torch.manual_seed(3)
+    model = Transformer(config, 600).eval()
+    with torch.no_grad():
+        assert model.output_bias is not None
+        model.output_bias[EOS_ID] = 5.0
+    model = pack_linear_layers(model)
+    assert isinstance(model.generator, PackedLinear)
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, 15, (16,), generator=generator).tolist()
+    rows = [[*torch.randint(4, 600, (n,), generator=generator).tolist(), EOS_ID] for n in lengths]
+    width = max(map(len, rows))
+    src = torch.tensor([row + [PAD_ID] * (width - len(row)) for row in rows])
+    options = DecodingConfig(beam_size=beam_size, max_len_b=20)
+    together = beam_search(model, src, src != PAD_ID, options)
+    for row, found in zip(rows, together, strict=True):
+        alone = beam_search(
+            model, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool), options
+        )
+        assert alone[0][0].tokens == found[0].tokens
