@@ -16,6 +16,24 @@ from nmt.models.transformer import Transformer
 pytestmark = pytest.mark.skipif(not available(), reason="this PyTorch has no oneDNN")
 
 
+def wide_model(
+    *, num_layers: int, d_ff: int, seed: int, eos_bias: float, random_bias: bool = False
+) -> Transformer:
+    """A random Transformer wide enough to be packed (d_model 512, 600 pieces) with Marian's
+    output bias, EOS raised so that outputs end."""
+    config = TransformerConfig(
+        num_layers=num_layers, d_model=512, d_ff=d_ff, num_heads=8, dropout=0.0, output_bias=True
+    )
+    torch.manual_seed(seed)
+    model = Transformer(config, 600).eval()
+    with torch.no_grad():
+        assert model.output_bias is not None
+        if random_bias:
+            model.output_bias.normal_()
+        model.output_bias[EOS_ID] = eos_bias
+    return model
+
+
 @pytest.mark.parametrize("rows", [1, MIN_ROWS, 37])
 def test_a_packed_layer_computes_what_the_plain_one_does(rows: int) -> None:
     torch.manual_seed(0)
@@ -31,15 +49,7 @@ def test_a_packed_layer_computes_what_the_plain_one_does(rows: int) -> None:
 def test_a_packed_transformer_searches_as_the_plain_one() -> None:
     """d_model 512 and 600 pieces (layers narrower than 512 stay plain), Marian's output bias
     folded into the packed output layer: the same beam search outputs and scores."""
-    config = TransformerConfig(
-        num_layers=1, d_model=512, d_ff=512, num_heads=8, dropout=0.0, output_bias=True
-    )
-    torch.manual_seed(1)
-    plain = Transformer(config, 600).eval()
-    with torch.no_grad():
-        assert plain.output_bias is not None
-        plain.output_bias.normal_()
-        plain.output_bias[EOS_ID] = 4.0  # outputs that end
+    plain = wide_model(num_layers=1, d_ff=512, seed=1, eos_bias=4.0, random_bias=True)
     packed = pack_linear_layers(copy.deepcopy(plain))
     assert isinstance(packed, Transformer)
     assert packed.output_bias is None and isinstance(packed.generator, PackedLinear)
@@ -61,15 +71,7 @@ def test_a_packed_transformer_searches_as_the_plain_one() -> None:
 def test_a_packed_model_translates_alone_as_in_a_batch(beam_size: int) -> None:
     """A sentence alone (greedy: one row, the plain GEMM) and inside a batch of 16 (the packed
     one) gets the same output: the kernels differ only in float32 rounding."""
-    config = TransformerConfig(
-        num_layers=2, d_model=512, d_ff=1024, num_heads=8, dropout=0.0, output_bias=True
-    )
-    torch.manual_seed(3)
-    model = Transformer(config, 600).eval()
-    with torch.no_grad():
-        assert model.output_bias is not None
-        model.output_bias[EOS_ID] = 5.0
-    model = pack_linear_layers(model)
+    model = pack_linear_layers(wide_model(num_layers=2, d_ff=1024, seed=3, eos_bias=5.0))
     assert isinstance(model.generator, PackedLinear)
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(3, 15, (16,), generator=generator).tolist()

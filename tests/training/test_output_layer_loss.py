@@ -9,9 +9,8 @@ import torch
 import nmt.training.loss as loss_module
 from nmt.training.loss import label_smoothed_loss, output_layer_loss
 from nmt.training.memory import ONEDNN_CACHE_ENV, limit_onednn_cache
-from nmt.training.precision import forward_loss
 
-from .test_precision import tiny_model_and_batches
+from .test_precision import float32_loss, tiny_model_and_batches
 
 
 def textbook_and_chunked(
@@ -66,14 +65,7 @@ def test_the_transformer_trains_alike_with_either_loss() -> None:
     batch = batches[1]
     gradients = []
     for output_layer in (None, model.output_layer):
-        loss_of = forward_loss(
-            model,
-            device_type="cpu",
-            precision="float32",
-            label_smoothing=0.1,
-            pad_id=model.pad_id,
-            output_layer=output_layer,
-        )
+        loss_of = float32_loss(model, output_layer=output_layer)
         model.zero_grad()
         torch.manual_seed(0)  # the same dropout masks
         sums = loss_of(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out)

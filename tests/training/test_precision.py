@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from nmt.config import TransformerConfig
 from nmt.data.batching import Batch
 from nmt.models.build import build_model
 from nmt.training.precision import (
+    ForwardLoss,
     configure_matmul_precision,
     forward_loss,
     grad_scaler,
@@ -164,17 +166,23 @@ def tiny_model_and_batches(seed: int = 0) -> tuple[nn.Module, list[Batch]]:
     return model, batches
 
 
-def train_losses(backend: str | None) -> list[float]:
-    model, batches = tiny_model_and_batches()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    loss_of = forward_loss(
+def float32_loss(model: nn.Module, **options: Any) -> ForwardLoss:
+    """forward_loss of ``model`` on the CPU in float32, label smoothing 0.1, and ``options``."""
+    return forward_loss(
         model,
         device_type="cpu",
         precision="float32",
         label_smoothing=0.1,
         pad_id=model.pad_id,
-        compile=backend is not None,
-        compile_backend=backend or "inductor",
+        **options,
+    )
+
+
+def train_losses(backend: str | None) -> list[float]:
+    model, batches = tiny_model_and_batches()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_of = float32_loss(
+        model, compile=backend is not None, compile_backend=backend or "inductor"
     )
     losses = []
     for batch in batches * 2:
