@@ -161,6 +161,30 @@ def min_lengths(src_mask: Tensor, options: DecodingConfig, limits: Tensor) -> Te
 # -- choosing each step's candidates -----------------------------------------------------------
 
 
+CHUNK = 64  # columns per chunk of top_per_row's first pass
+
+
+def top_per_row(values: Tensor, m: int) -> tuple[Tensor, Tensor]:
+    """``values.topk(m, dim=1)`` for (N, V) values, best first, found in two passes when V is
+    large: each row's m best lie in its m chunks (of CHUNK columns) with the highest maxima (a
+    chunk holding one of them has a maximum at least the m-th best, and at most m chunks do),
+    so a top-k over the chunk maxima and one over those m chunks' columns replace a top-k over
+    all V. aten's CPU top-k copies every row into (value, index) pairs to partially sort them;
+    a chunk maximum is one vectorised pass. At 58k pieces and 128 rows: 1.2 against 4.5 ms."""
+    rows, width = values.shape
+    whole = width // CHUNK * CHUNK  # the columns of whole chunks; the rest always competes
+    if whole // CHUNK <= 4 * m:
+        return values.topk(m, dim=1)
+    chunks = values[:, :whole].view(rows, -1, CHUNK).amax(dim=2).topk(m, dim=1).indices
+    offsets = torch.arange(CHUNK, device=values.device)
+    columns = (chunks[:, :, None] * CHUNK + offsets).view(rows, m * CHUNK)
+    if whole < width:
+        rest = torch.arange(whole, width, device=values.device).expand(rows, -1)
+        columns = torch.cat([columns, rest], dim=1)
+    best, pick = values.gather(1, columns).topk(m, dim=1)
+    return best, columns.gather(1, pick)
+
+
 class Selector:
     """Beam search's choice: the 2k candidates of highest log P (see the module docstring)."""
 
@@ -172,8 +196,8 @@ class Selector:
         # The 2k best of a sentence are among each beam's 2k best tokens: take those first, so
         # that the beam's score is added to (A, k, 2k) candidates, not to all (A, k, V). At the
         # OPUS-MT shape (58k pieces) that made translation 8 % faster at batch 1, 3 % at 32.
-        row_scores, row_tokens = log_probs.topk(m, dim=2)  # (A, k, m)
-        candidates = (scores[:, :, None] + row_scores).view(num_active, k * m)
+        row_scores, row_tokens = top_per_row(log_probs.reshape(num_active * k, vocab_size), m)
+        candidates = (scores[:, :, None] + row_scores.view(num_active, k, m)).view(-1, k * m)
         top_scores, top = candidates.topk(2 * k, dim=1)  # (A, 2k), index into k·m
         tokens = row_tokens.view(num_active, k * m).gather(1, top)
         return top_scores, (top // m) * vocab_size + tokens

@@ -553,7 +553,12 @@ class Transformer(TranslationModel):
             step = torch.stack([w[:, :, 0] for w in weights], dim=1)  # (N, L, H, S)
             state.recorded.write(state.position, step.float())
         state.position += 1
-        scores = logits[:, 0] if state.logits else logits[:, 0].log_softmax(dim=-1)
+        scores = logits[:, 0]
+        if not state.logits:
+            # In place where no gradient needs the logits (scheduled sampling's do): a fresh
+            # (N, V) tensor a step costs page faults at large vocabularies.
+            out = None if scores.requires_grad else scores
+            scores = torch.log_softmax(scores, dim=-1, out=out)
         if state.output is not None:  # the shortlist's scores, -inf for every other piece
             scores = state.output.widen(scores, self.tgt_embed.num_embeddings)
         return scores, state

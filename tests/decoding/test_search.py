@@ -16,7 +16,14 @@ from torch import Tensor
 from nmt.config import DecodingConfig, RNNConfig, TransformerConfig
 from nmt.data.batching import pad_sequences
 from nmt.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from nmt.decoding.search import Hypothesis, Selector, beam_search, length_penalty, max_lengths
+from nmt.decoding.search import (
+    Hypothesis,
+    Selector,
+    beam_search,
+    length_penalty,
+    max_lengths,
+    top_per_row,
+)
 from nmt.models.interface import DEFAULT_ENCODE_OPTIONS, EncodeOptions
 
 DATA = Path(__file__).parent / "data"
@@ -1059,3 +1066,27 @@ def test_a_selector_steers_the_one_loop_and_its_side_state_follows_the_beams() -
         if step.kept:
             beams = [[*beams[parent], token] for parent, token, _ in step.kept]
     assert selector.history == beams and len(beams) == 3 and len(beams[0]) > 2
+
+
+@pytest.mark.parametrize("width", [8_000, 8_064, 58_101])
+@pytest.mark.parametrize("m", [1, 2, 8])
+def test_top_per_row_finds_what_topk_finds(width: int, m: int) -> None:
+    generator = torch.Generator().manual_seed(width + m)
+    values = torch.randn(6, width, generator=generator)
+    values[1, -1] = 50.0  # the best in the columns after the last whole chunk
+    values[2, : m + 3] = 40.0 + torch.arange(m + 3.0)  # the m best in one chunk
+    values[3] = -math.inf  # a row forced to one token (a prefix): the rest are ties at -inf
+    values[3, 4321] = -1.0
+    values[4, ::997] = 30.0  # ties between chunks
+    best, index = top_per_row(values, m)
+    expected = values.topk(m, dim=1).values
+    assert torch.equal(best, expected)
+    assert torch.equal(values.gather(1, index), best)
+    assert all(len(set(row)) == m for row in index.tolist())  # no column twice
+
+
+def test_top_per_row_small_widths_are_plain_topk() -> None:
+    values = torch.randn(3, 500)
+    best, index = top_per_row(values, 8)
+    expected = values.topk(8, dim=1)
+    assert torch.equal(best, expected.values) and torch.equal(index, expected.indices)
