@@ -64,8 +64,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(describe_model(config, vocab_size))
         print("config is valid; --dry-run: not training")
         return
+    from nmt.training.memory import log_allocator
     from nmt.training.train import train
 
+    log_allocator()
     result = train(config, init_from=args.init_from)
     print(
         f"stopped at step {result.step} ({result.stopped_because}); "
@@ -735,6 +737,10 @@ def main(argv: list[str] | None = None) -> int:
     from nmt.training.interrupt import Interrupted
 
     try:
+        if argv is None and args.verb == "train" and not args.dry_run:
+            from nmt.training.memory import run_with_mimalloc
+
+            run_with_mimalloc(sys.argv[1:])  # the program itself, not a caller's main([...])
         args.func(args)
     except NmtError as exc:
         print(f"nmt: error: {exc}", file=sys.stderr)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from nmt.training.memory import _glibc
+from nmt.errors import NmtError
+from nmt.training.memory import _glibc, preloading_environment
+
+from .helpers import write_config
+from .test_resume import environment
 
 # One-off work's tensors of changing sizes (about 120 MB), a small tensor allocated after them
 # and kept (as the run's state would be), then the work's tensors freed: how many MB stay
@@ -47,3 +52,37 @@ def retained_mb(allocator: str) -> float:
 def test_freed_memory_leaves_the_process_once_trimmed() -> None:
     assert retained_mb("defaults") > 80  # what glibc keeps by default: the problem is real
     assert retained_mb("trimmed") < 15
+
+
+def test_train_preloads_mimalloc_once_unless_told_not_to(toy_corpus: Path, tmp_path: Path) -> None:
+    settings = {"max_steps": 2, "save_every": 2}
+    logs = {}
+    for choice in ("mimalloc", "system"):
+        config = write_config(
+            tmp_path / f"{choice}.yaml", toy_corpus, tmp_path / choice, training=settings
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "nmt.cli", "train", str(config)],
+            env={
+                **{k: v for k, v in environment().items() if k != "LD_PRELOAD"},
+                "NMT_ALLOCATOR": choice,
+            },
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        logs[choice] = done.stderr
+    assert "memory allocator: mimalloc" in logs["mimalloc"]
+    assert "memory allocator: the system's malloc" in logs["system"]
+    assert logs["mimalloc"].count("memory allocator") == 1  # re-executed once, not in a loop
+
+
+def test_preloading_environment_leaves_a_chosen_allocator_alone(tmp_path: Path) -> None:
+    library = tmp_path / "libmimalloc.so.3"
+    preloaded = preloading_environment({"PATH": "/bin"}, library)
+    assert preloaded == {"PATH": "/bin", "LD_PRELOAD": str(library)}
+    assert preloading_environment({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, library) is None
+    assert preloading_environment({"NMT_ALLOCATOR": "system"}, library) is None
+    assert preloading_environment({}, None) is None  # no wheel: the system's malloc
+    with pytest.raises(NmtError, match="NMT_ALLOCATOR must be mimalloc or system, not 'fast'"):
+        preloading_environment({"NMT_ALLOCATOR": "fast"}, library)
