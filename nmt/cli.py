@@ -740,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None and args.verb == "train" and not args.dry_run:
             from nmt.training.memory import run_with_mimalloc
 
-            run_with_mimalloc(sys.argv[1:])  # the program itself, not a caller's main([...])
+            run_with_mimalloc()  # the program itself, not a caller's main([...])
         args.func(args)
     except NmtError as exc:
         print(f"nmt: error: {exc}", file=sys.stderr)

@@ -34,7 +34,7 @@ import importlib.metadata
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from nmt.errors import NmtError
@@ -99,16 +99,17 @@ def preloading_environment(
     return {**environ, "LD_PRELOAD": str(library)}
 
 
-def run_with_mimalloc(argv: Sequence[str]) -> None:
-    """Re-execute this process as ``python -m nmt.cli ARGV`` with mimalloc preloaded (the same
-    process id, so signals and launchers such as torchrun still reach it); returns only where
-    ``preloading_environment`` says to stay. Call it before any work: nothing done is kept."""
+def run_with_mimalloc() -> None:
+    """Re-execute this process's own command line (``sys.orig_argv``: the interpreter's options
+    too) with mimalloc preloaded, as the same process (so signals and launchers such as torchrun
+    still reach it); returns only where ``preloading_environment`` says to stay. Call it before
+    any work: nothing done before is kept."""
     environment = preloading_environment(os.environ, mimalloc_library())
     if environment is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "nmt.cli", *argv], environment)
+    os.execve(sys.executable, sys.orig_argv, environment)
 
 
 def allocator_in_use() -> str:

@@ -15,9 +15,10 @@ from nmt.training.memory import _glibc, preloading_environment
 from .helpers import write_config
 from .test_resume import environment
 
-# One-off work's tensors of changing sizes (about 120 MB), a small tensor allocated after them
-# and kept (as the run's state would be), then the work's tensors freed: how many MB stay
-# resident, trimmed or not as ``sys.argv[1]`` says.
+# One-off work's tensors of changing sizes (about 120 MB), each followed by a small tensor that
+# is kept (as the run's state would be: so the freed blocks lie below blocks in use, wherever
+# the heap put them), then the work's tensors freed: how many MB stay resident, trimmed or not
+# as ``sys.argv[1]`` says.
 WORK = """
 import sys
 import torch
@@ -32,8 +33,10 @@ torch.ones(1).add_(1)
 warm_up = torch.ones(3_000_000)  # a large free raises glibc's threshold above what follows
 del warm_up
 before = resident_mb()
-work = [torch.ones(600_000 - 1_000 * i) for i in range(50)]
-kept = torch.ones(20_000)
+work, kept = [], []
+for i in range(50):
+    work.append(torch.ones(600_000 - 1_000 * i))
+    kept.append(torch.ones(5_000))
 del work
 if sys.argv[1] == "trimmed":
     give_back_freed_memory()
