@@ -555,9 +555,11 @@ class Transformer(TranslationModel):
         state.position += 1
         scores = logits[:, 0]
         if not state.logits:
-            # In place where no gradient needs the logits (scheduled sampling's do): a fresh
-            # (N, V) tensor a step costs page faults at large vocabularies.
-            out = None if scores.requires_grad else scores
+            # In place on the CPU, where a fresh (N, V) tensor a step costs page faults at large
+            # vocabularies (CUDA's caching allocator has no such cost), and where no gradient
+            # needs the logits (scheduled sampling's do).
+            in_place = scores.device.type == "cpu" and not scores.requires_grad
+            out = scores if in_place else None
             scores = torch.log_softmax(scores, dim=-1, out=out)
         if state.output is not None:  # the shortlist's scores, -inf for every other piece
             scores = state.output.widen(scores, self.tgt_embed.num_embeddings)
