@@ -175,7 +175,7 @@ def top_per_row(values: Tensor, m: int) -> tuple[Tensor, Tensor]:
     whole = width // CHUNK * CHUNK  # the columns of whole chunks; the rest always competes
     if whole // CHUNK <= 4 * m:
         return values.topk(m, dim=1)
-    chunks = values[:, :whole].view(rows, -1, CHUNK).amax(dim=2).topk(m, dim=1).indices
+    chunks = values[:, :whole].reshape(rows, -1, CHUNK).amax(dim=2).topk(m, dim=1).indices
     offsets = torch.arange(CHUNK, device=values.device)
     columns = (chunks[:, :, None] * CHUNK + offsets).view(rows, m * CHUNK)
     if whole < width:
