@@ -10,11 +10,13 @@ performance.md, "Training memory": a fixed mmap threshold, which gives back ever
 when freed, cut the quickstart's peak from 2.9 to 2.0 GB but its speed by a quarter).
 Without glibc (macOS, musl) this does nothing.
 
-The other holder is oneDNN, which runs PyTorch's bfloat16 matmuls on the CPU: it caches a
-compiled primitive, with its buffers, per matmul shape, up to 1,024 of them. Token-budget
-batches change shape from step to step, so under bfloat16 autocast the cache filled with
-hundreds of shapes and the resident size grew by about 600 MiB over the quickstart's first 100
-updates. ``limit_onednn_cache`` caps it (docs/performance.md, "Training memory").
+The other holders are the caches of oneDNN, which runs PyTorch's bfloat16 matmuls on the CPU:
+oneDNN's own primitive cache and, in front of it, PyTorch's ideep layer's cache of ready
+computations, each keeping up to 1,024 entries, one per matmul shape, with their buffers.
+Token-budget batches change shape from step to step, so under bfloat16 autocast they filled
+with hundreds of shapes: about 600 MiB over the quickstart's first 100 updates for oneDNN's,
+about 4 MB an update, all run long, for ideep's. ``limit_onednn_cache`` caps both (docs/
+performance.md, "Training memory").
 
 Even so, glibc's heap grows through a run: each update allocates about 2 GB in blocks of 1–8 MiB
 whose sizes follow the batch's shape, and freed blocks that fit no later request stay resident
@@ -41,6 +43,8 @@ from nmt.errors import NmtError
 
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 ONEDNN_CACHE_CAPACITY = 64
+IDEEP_CACHE_ENV = "LRU_CACHE_CAPACITY"  # ideep's name for it (PyTorch's oneDNN bindings)
+IDEEP_CACHE_CAPACITY = 16
 ALLOCATOR_ENV = "NMT_ALLOCATOR"  # mimalloc (the default) or system
 MIMALLOC_WHEEL, MIMALLOC_FILE = "cmeel-mimalloc", "cmeel.prefix/lib/libmimalloc.so.3"
 
@@ -66,10 +70,13 @@ def give_back_freed_memory() -> None:
 
 
 def limit_onednn_cache() -> None:
-    """Cap oneDNN's primitive cache at ``ONEDNN_CACHE_CAPACITY`` shapes unless the environment
-    sets its own. oneDNN reads the variable when it first builds a primitive, so this must run
-    before the process's first bfloat16 matmul on the CPU (``nmt train`` calls it first)."""
+    """Cap oneDNN's primitive cache at ``ONEDNN_CACHE_CAPACITY`` shapes and ideep's at
+    ``IDEEP_CACHE_CAPACITY``, unless the environment sets its own. Both read their variable when
+    first used, so this must run before the process's first bfloat16 matmul on the CPU (``nmt
+    train`` calls it first). Shapes seldom repeat across updates, so neither cap costs speed:
+    ideep's at 1, 16 and 64 trained equally fast (docs/performance.md)."""
     os.environ.setdefault(ONEDNN_CACHE_ENV, str(ONEDNN_CACHE_CAPACITY))
+    os.environ.setdefault(IDEEP_CACHE_ENV, str(IDEEP_CACHE_CAPACITY))
 
 
 def mimalloc_library() -> Path | None:

@@ -3,6 +3,7 @@ that glibc's allocator starts from its defaults."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from nmt.errors import NmtError
-from nmt.training.memory import _glibc, preloading_environment
+from nmt.training.memory import (
+    IDEEP_CACHE_ENV,
+    ONEDNN_CACHE_ENV,
+    _glibc,
+    preloading_environment,
+)
 
 from .helpers import write_config
 from .test_resume import environment
@@ -55,6 +61,64 @@ def retained_mb(allocator: str) -> float:
 def test_freed_memory_leaves_the_process_once_trimmed() -> None:
     assert retained_mb("defaults") > 80  # what glibc keeps by default: the problem is real
     assert retained_mb("trimmed") < 15
+
+
+# bfloat16 matmuls (forward and backward) of 200 shapes never seen before, after 32 others, as
+# token-budget batches make them, with nmt train's cache limits: how many MB more malloc hands
+# out at the end (glibc's own count, so that freed blocks the heap keeps do not count).
+NEW_SHAPES = """
+import ctypes
+import torch
+from nmt.training.memory import limit_onednn_cache
+
+limit_onednn_cache()
+
+FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+class MallInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in FIELDS.split()]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo
+
+def allocated():
+    info = libc.mallinfo2()
+    return info.uordblks + info.hblkhd  # heap blocks and mapped blocks in use
+
+torch.set_num_threads(1)
+layer = torch.nn.Linear(512, 512)
+
+def train_on_shapes(rows):
+    for n in rows:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(torch.randn(n, 512))
+        out.float().sum().backward()
+
+train_on_shapes(range(8, 40))
+before = allocated()
+train_on_shapes(range(40, 240))
+print((allocated() - before) / 2**20)
+"""
+
+
+def growth_over_new_shapes_mb(**caches: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in (IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV)}
+    done = subprocess.run(
+        [sys.executable, "-c", NEW_SHAPES],
+        env={**env, **caches},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout)
+
+
+@pytest.mark.skipif(_glibc() is None, reason="counts glibc's allocations")
+def test_bfloat16_matmuls_of_new_shapes_do_not_pile_up_in_onednn_caches() -> None:
+    assert growth_over_new_shapes_mb() < 20  # measured 3 MB
+    # Either cache left at its default (1,024 shapes) grows by 100 MB or more here.
+    assert growth_over_new_shapes_mb(**{IDEEP_CACHE_ENV: "1024"}) > 60
+    assert growth_over_new_shapes_mb(**{ONEDNN_CACHE_ENV: "1024"}) > 60
 
 
 def test_train_preloads_mimalloc_once_unless_told_not_to(toy_corpus: Path, tmp_path: Path) -> None:

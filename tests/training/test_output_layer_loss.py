@@ -8,7 +8,7 @@ import torch
 
 import nmt.training.loss as loss_module
 from nmt.training.loss import label_smoothed_loss, output_layer_loss
-from nmt.training.memory import ONEDNN_CACHE_ENV, limit_onednn_cache
+from nmt.training.memory import IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV, limit_onednn_cache
 
 from .test_precision import float32_loss, tiny_model_and_batches
 
@@ -83,8 +83,10 @@ def test_the_onednn_cache_is_capped_unless_the_environment_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(ONEDNN_CACHE_ENV, raising=False)
+    monkeypatch.delenv(IDEEP_CACHE_ENV, raising=False)
     limit_onednn_cache()
-    assert os.environ[ONEDNN_CACHE_ENV] == "64"
+    assert (os.environ[ONEDNN_CACHE_ENV], os.environ[IDEEP_CACHE_ENV]) == ("64", "16")
     monkeypatch.setenv(ONEDNN_CACHE_ENV, "512")
+    monkeypatch.setenv(IDEEP_CACHE_ENV, "8")
     limit_onednn_cache()
-    assert os.environ[ONEDNN_CACHE_ENV] == "512"
+    assert (os.environ[ONEDNN_CACHE_ENV], os.environ[IDEEP_CACHE_ENV]) == ("512", "8")
