@@ -1,22 +1,30 @@
 import math
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.config import TransformerConfig
+from nmt.config import RNNConfig, TransformerConfig
 from nmt.data.dataset import encode_parallel
 from nmt.data.tokenizer import Tokenizer
 from nmt.evaluation.perplexity import reference_loss
-from nmt.models.transformer import Transformer
+from nmt.models.build import build_model
+
+# The Transformer's loss is taken chunk by chunk from its hidden states, a recurrent model's from
+# its whole logits: both against the textbook cross-entropy of each sentence alone.
+MODELS = {
+    "transformer": TransformerConfig(num_layers=1, d_model=16, d_ff=32, num_heads=2, dropout=0.3),
+    "gru": RNNConfig(cell="gru", hidden_size=16, embed_dim=16, dropout=0.3),
+}
 
 
+@pytest.mark.parametrize("arch", MODELS)
 def test_batched_reference_loss_equals_one_sentence_at_a_time(
-    toy_corpus: Path, toy_tokenizer: Tokenizer
+    toy_corpus: Path, toy_tokenizer: Tokenizer, arch: str
 ) -> None:
     torch.manual_seed(0)
-    config = TransformerConfig(num_layers=1, d_model=16, d_ff=32, num_heads=2, dropout=0.3)
-    model = Transformer(config, toy_tokenizer.vocab_size)
+    model = build_model(MODELS[arch], toy_tokenizer.vocab_size)
     model.train()  # reference_loss must switch dropout off itself
     pairs = encode_parallel(
         toy_tokenizer, toy_corpus / "dev.en", toy_corpus / "dev.de", max_len=None
