@@ -9,8 +9,8 @@ skipped and the scale halved; after 2,000 clean updates the scale doubles.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -31,13 +31,29 @@ def configure_matmul_precision(device: torch.device, precision: str) -> None:
         torch.backends.cuda.matmul.fp32_precision = "tf32"
 
 
-def training_attention(device_type: str) -> AbstractContextManager[None]:
+@contextmanager
+def training_attention(device_type: str) -> Iterator[None]:
     """Which attention kernel training's forward (and so its backward) uses. On the CPU the
     explicit softmax(QKᵀ/√d)·V path: at the quickstart's lengths (tens of tokens) the fused
     flash kernel's backward was a quarter of an update, and the explicit path made updates
     1.23× faster (725 → 588 ms, two threads, quiet; docs/performance.md). On a GPU PyTorch
-    chooses."""
-    return sdpa_kernel([SDPBackend.MATH]) if device_type == "cpu" else nullcontext()
+    chooses.
+
+    Under bfloat16 autocast that path would take queries, keys and values up to float32 and keep
+    those copies for the backward, the largest block of an update's memory (92 of 318 MiB at
+    the quickstart's peak); it is told to stay in bfloat16, as a fused kernel does (the softmax
+    still sums in float32 inside, its output is stored in bfloat16 as flash attention's P is).
+    The switch is process-wide, so it is restored on leaving."""
+    if device_type != "cpu":
+        yield
+        return
+    reduced = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
+    torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(True)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(reduced)
 
 
 def forward_loss(

@@ -1,4 +1,5 @@
-"""float16 loss scaling, TF32, and torch.compile of the training step, checked on the CPU."""
+"""float16 loss scaling, TF32, torch.compile of the training step, and its attention, checked on
+the CPU."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
@@ -23,6 +25,7 @@ from nmt.training.precision import (
     forward_loss,
     grad_scaler,
     optimizer_step,
+    training_attention,
 )
 
 from .helpers import write_config
@@ -209,3 +212,33 @@ def test_generated_code_trains_like_eager(backend: str) -> None:
     started = time.perf_counter()
     assert train_losses(backend) == pytest.approx(train_losses(None), rel=1e-4)
     print(f"{backend}: {time.perf_counter() - started:.0f} s including compilation")
+
+
+def test_training_attention_keeps_bfloat16_blocks_in_bfloat16_for_the_backward() -> None:
+    # What the forward saves for the backward: under bfloat16 autocast PyTorch's explicit path
+    # would keep float32 copies of the queries and keys; training's stays in bfloat16.
+    query, key, value = (
+        torch.randn(2, 4, 9, 8, dtype=torch.bfloat16, requires_grad=True) for _ in range(3)
+    )
+    saved: list[torch.Tensor] = []
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    before = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
+    with (
+        torch.autocast("cpu", dtype=torch.bfloat16),
+        training_attention("cpu"),
+        torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor),
+    ):
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=True)
+    assert saved and {tensor.dtype for tensor in saved} == {torch.bfloat16}
+    assert torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed() == before  # restored
+    out.float().sum().backward()  # and the backward runs from them
+    assert query.grad is not None and query.grad.dtype == torch.bfloat16
+    # Its values: the float32 attention's, to bfloat16's precision.
+    expected = F.scaled_dot_product_attention(
+        query.float(), key.float(), value.float(), is_causal=True
+    )
+    torch.testing.assert_close(out.float(), expected, atol=2e-2, rtol=2e-2)
