@@ -1,10 +1,11 @@
-"""Resident memory with glibc: what one-off work freed goes back to the system.
+"""Resident memory of training: the allocator, what one-off work freed, oneDNN's caches.
 
 On a CPU, PyTorch allocates tensors with malloc, and glibc keeps much of what is freed in its
 heap, which shrinks only down to its highest block in use. Work done once at the start of a run
 (SentencePiece's training, encoding the corpus) and now and then during it (validation's beam
 search over the dev set) leaves freed blocks there that the steps never reuse in full.
-``malloc_trim`` hands the heap's free pages back; it is called after such work, never per step:
+``malloc_trim`` hands the heap's free pages back (mimalloc's ``mi_collect`` its own, which it
+would otherwise keep for its purge delay); they are called around such work, never per step:
 giving a step's memory back costs the next step the page faults of taking it again (docs/
 performance.md, "Training memory": a fixed mmap threshold, which gives back every large tensor
 when freed, cut the quickstart's peak from 2.9 to 2.0 GB but its speed by a quarter).
@@ -21,11 +22,11 @@ performance.md, "Training memory").
 Even so, glibc's heap grows through a run: each update allocates about 2 GB in blocks of 1–8 MiB
 whose sizes follow the batch's shape, and freed blocks that fit no later request stay resident
 (2.3 GB at update 100 of the quickstart, against 318 MiB of tensors live at a step's peak).
-mimalloc (Microsoft's allocator, from the cmeel-mimalloc wheel) reuses them by size class: 1.3–1.4
-GB at the same speed. It can only replace malloc for a whole process, before the process starts
-(``LD_PRELOAD``), so ``nmt train`` re-executes itself once with it preloaded, as PyTorch's
-``torch.backends.xeon.run_cpu`` launcher does for jemalloc; ``NMT_ALLOCATOR=system`` keeps the C
-library's malloc.
+mimalloc (Microsoft's allocator, from the cmeel-mimalloc wheel) reuses them by size class at the
+same speed (with the caches above capped: about 0.95 GB). It can only replace malloc for a whole
+process, before the process starts (``LD_PRELOAD``), so ``nmt train`` re-executes itself once
+with it preloaded, as PyTorch's ``torch.backends.xeon.run_cpu`` launcher does for jemalloc;
+``NMT_ALLOCATOR=system`` keeps the C library's malloc.
 """
 
 from __future__ import annotations
@@ -60,13 +61,25 @@ def _glibc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "malloc_trim") else None
 
 
+@functools.cache
+def _mimalloc() -> ctypes.CDLL | None:
+    """mimalloc's functions where this process runs on it (preloaded), else None."""
+    if allocator_in_use() != "mimalloc":
+        return None
+    process = ctypes.CDLL(None)  # a preloaded library's symbols are the process's
+    return process if hasattr(process, "mi_collect") else None
+
+
 def give_back_freed_memory() -> None:
-    """Return the heap's free pages to the system (after work that freed much memory). Under
-    mimalloc (``nmt train``'s default) it reaches only glibc's then idle heap: mimalloc returns
-    its own free pages after its purge delay."""
+    """Return the allocator's free pages to the system now (around work that is not a step:
+    set-up, validation). mimalloc would return them only after its purge delay, and a
+    validation that comes meanwhile allocates other sizes on top of them."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+    mimalloc = _mimalloc()
+    if mimalloc is not None:
+        mimalloc.mi_collect(ctypes.c_bool(True))
 
 
 def limit_onednn_cache() -> None:

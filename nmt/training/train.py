@@ -292,8 +292,11 @@ def validate_if_due(run: Run, step: Step) -> bool:
     )
     if not due:
         return False
+    # The steps' freed blocks before, the search's over the dev set after: otherwise the
+    # validation's tensors land on top of what the steps freed (the peak of a quickstart run).
+    give_back_freed_memory()
     stop = validate_and_keep_best(run) if run.dist.is_main else False
-    give_back_freed_memory()  # the search's buffers over the dev set
+    give_back_freed_memory()
     run.dist.wait_for_main()
     return run.dist.broadcast_flag(stop)
 

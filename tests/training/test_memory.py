@@ -12,9 +12,11 @@ import pytest
 
 from nmt.errors import NmtError
 from nmt.training.memory import (
+    ALLOCATOR_ENV,
     IDEEP_CACHE_ENV,
     ONEDNN_CACHE_ENV,
     _glibc,
+    mimalloc_library,
     preloading_environment,
 )
 
@@ -50,9 +52,13 @@ print(resident_mb() - before)
 """
 
 
-def retained_mb(allocator: str) -> float:
+def retained_mb(allocator: str, environment: dict[str, str] | None = None) -> float:
     done = subprocess.run(
-        [sys.executable, "-c", WORK, allocator], capture_output=True, text=True, check=True
+        [sys.executable, "-c", WORK, allocator],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(done.stdout)
 
@@ -119,6 +125,16 @@ def test_bfloat16_matmuls_of_new_shapes_do_not_pile_up_in_onednn_caches() -> Non
     # Either cache left at its default (1,024 shapes) grows by 100 MB or more here.
     assert growth_over_new_shapes_mb(**{IDEEP_CACHE_ENV: "1024"}) > 60
     assert growth_over_new_shapes_mb(**{ONEDNN_CACHE_ENV: "1024"}) > 60
+
+
+@pytest.mark.skipif(mimalloc_library() is None, reason="needs the cmeel-mimalloc wheel")
+def test_freed_memory_leaves_a_mimalloc_process_at_once_when_given_back() -> None:
+    preloaded = preloading_environment(
+        {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", ALLOCATOR_ENV)},
+        mimalloc_library(),
+    )
+    assert retained_mb("defaults", preloaded) > 80  # kept until mimalloc's purge delay
+    assert retained_mb("trimmed", preloaded) < 15
 
 
 def test_train_preloads_mimalloc_once_unless_told_not_to(toy_corpus: Path, tmp_path: Path) -> None:
