@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from nmt.data.batching import TokenBudgetSampler
 from nmt.data.dataset import EncodedPairs
-from nmt.training.loss import output_layer_loss
 
 
 @dataclass
@@ -34,6 +33,24 @@ class ReferenceLoss:
             f"(cross-entropy {self.nll:.4f} nats per token; {self.target_tokens} target tokens "
             f"of {self.sentences} sentences, teacher-forced)"
         )
+
+
+CHUNK_ELEMENTS = 2**21  # logits at a time: 8 MiB in float32
+
+
+def chunked_cross_entropy(
+    hidden: Tensor, weight: Tensor, bias: Tensor | None, target: Tensor, pad_id: int
+) -> float:
+    """Σ cross-entropy of the logits ``hidden @ weightᵀ + bias`` (hidden (B, T, D), weight (V,
+    D)) against ``target`` (B, T), pads left out, a few thousand logits rows at a time."""
+    hidden, target = hidden.flatten(0, 1), target.flatten()
+    rows = max(1, CHUNK_ELEMENTS // weight.size(0))
+    total = 0.0
+    for start in range(0, hidden.size(0), rows):
+        logits = F.linear(hidden[start : start + rows], weight, bias).float()
+        chunk_target = target[start : start + rows]
+        total += float(F.cross_entropy(logits, chunk_target, ignore_index=pad_id, reduction="sum"))
+    return total
 
 
 @torch.no_grad()
@@ -57,10 +74,7 @@ def reference_loss(
         if output_layer is not None:
             hidden = model(batch.src, batch.src_mask, batch.tgt_in, features=True)
             weight, bias = output_layer()
-            sums = output_layer_loss(
-                hidden, weight, bias, batch.tgt_out, epsilon=0.0, pad_id=batch.pad_id
-            )
-            nll += float(sums.nll)
+            nll += chunked_cross_entropy(hidden, weight, bias, batch.tgt_out, batch.pad_id)
         else:
             logits = model(batch.src, batch.src_mask, batch.tgt_in)  # (B, T, V)
             nll += float(

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from nmt.config import RNNConfig, TransformerConfig
 from nmt.data.dataset import encode_parallel
 from nmt.data.tokenizer import Tokenizer
+from nmt.evaluation import perplexity
 from nmt.evaluation.perplexity import reference_loss
 from nmt.models.build import build_model
 
@@ -43,3 +44,19 @@ def test_batched_reference_loss_equals_one_sentence_at_a_time(
     assert result.sentences == len(pairs) and result.target_tokens == tokens
     assert math.isclose(result.nll, nll / tokens, rel_tol=1e-5)
     assert math.isclose(result.perplexity, math.exp(nll / tokens), rel_tol=1e-5)
+
+
+def test_chunked_cross_entropy_equals_the_whole_logits_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    hidden, weight, bias = torch.randn(3, 7, 8), torch.randn(50, 8), torch.randn(50)
+    target = torch.randint(4, 50, (3, 7))
+    target[1, 4:] = 0  # padding
+    whole = F.cross_entropy(
+        F.linear(hidden, weight, bias).flatten(0, 1),
+        target.flatten(),
+        ignore_index=0,
+        reduction="sum",
+    )
+    monkeypatch.setattr(perplexity, "CHUNK_ELEMENTS", 4 * 50)  # 4 positions a chunk: 6 chunks
+    total = perplexity.chunked_cross_entropy(hidden, weight, bias, target, pad_id=0)
+    assert math.isclose(total, float(whole), rel_tol=1e-6)
