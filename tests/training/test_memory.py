@@ -52,15 +52,20 @@ print(resident_mb() - before)
 """
 
 
-def retained_mb(allocator: str, environment: dict[str, str] | None = None) -> float:
+def printed_figure(script: str, *args: str, environment: dict[str, str] | None = None) -> float:
+    """Run ``script`` in a fresh interpreter; the number it printed."""
     done = subprocess.run(
-        [sys.executable, "-c", WORK, allocator],
+        [sys.executable, "-c", script, *args],
         env=environment,
         capture_output=True,
         text=True,
         check=True,
     )
     return float(done.stdout)
+
+
+def retained_mb(allocator: str, environment: dict[str, str] | None = None) -> float:
+    return printed_figure(WORK, allocator, environment=environment)
 
 
 @pytest.mark.skipif(_glibc() is None, reason="the allocator settings are glibc's")
@@ -109,14 +114,7 @@ print((allocated() - before) / 2**20)
 
 def growth_over_new_shapes_mb(**caches: str) -> float:
     env = {k: v for k, v in os.environ.items() if k not in (IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV)}
-    done = subprocess.run(
-        [sys.executable, "-c", NEW_SHAPES],
-        env={**env, **caches},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(done.stdout)
+    return printed_figure(NEW_SHAPES, environment={**env, **caches})
 
 
 @pytest.mark.skipif(_glibc() is None, reason="counts glibc's allocations")
