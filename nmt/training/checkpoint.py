@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 OPTIMIZER_FILE = "optimizer.safetensors"
 PREFIX = "step-"
+IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")  # torch.optim's flags
 UNREADABLE_PREFIX = "unreadable-"
 # With a time budget, the last keep_last checkpoints (what `nmt average` takes) must cover the end
 # of training on any machine: within the budget's last FINAL_SHARE, a checkpoint is also written
@@ -256,7 +257,16 @@ def load_checkpoint(
             state.setdefault(int(index), {})[name] = value
     configured = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": record["param_groups"]})
+        saved_groups = record["param_groups"]
+        if len(saved_groups) == len(configured):
+            # How the update is computed is this optimizer's choice, not the checkpoint's: a
+            # checkpoint of an unfused Adam resumes into a fused one, whose step counts torch
+            # then places beside the parameters, as the fused kernel needs.
+            saved_groups = [
+                {**saved, **{key: group[key] for key in IMPLEMENTATION_KEYS if key in group}}
+                for saved, group in zip(saved_groups, configured, strict=True)
+            ]
+        optimizer.load_state_dict({"state": state, "param_groups": saved_groups})
     except (ValueError, KeyError, TypeError) as exc:
         raise NmtError(f"{path}: optimizer state does not fit this model ({exc})") from None
     for group, wanted in zip(optimizer.param_groups, configured, strict=True):

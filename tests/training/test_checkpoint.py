@@ -1,3 +1,4 @@
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -261,6 +262,27 @@ def test_resume_honours_the_configs_adam_betas_and_eps(trained_run: Path) -> Non
     assert (tuple(group["betas"]), group["eps"]) == ((0.8, 0.95), 1e-6)
     # The moments themselves are the checkpoint's.
     assert all("exp_avg" in optimizer.state[p] for p in model.parameters())
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_resume_keeps_the_optimizers_own_implementation(
+    trained_run: Path, fused: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # nmt train saves a fused Adam; a checkpoint resumes into either implementation without
+    # reporting a changed setting, and the next update works from the restored moments.
+    newest = checkpoint_dirs(trained_run)[-1]
+    config = load_config(newest / "config.yaml")
+    model = build_model(config.model, 60)
+    optimizer = torch.optim.Adam(model.parameters(), fused=fused)
+    with caplog.at_level(logging.INFO, logger="nmt.training.checkpoint"):
+        load_checkpoint(newest, model=model, optimizer=optimizer)
+    assert [group["fused"] for group in optimizer.param_groups] == [fused]
+    assert "optimizer fused" not in caplog.text
+    parameter = next(model.parameters())
+    moment = optimizer.state[parameter]["exp_avg"].clone()
+    parameter.grad = torch.ones_like(parameter)
+    optimizer.step()
+    assert not torch.equal(optimizer.state[parameter]["exp_avg"], moment)
 
 
 def test_weights_whose_config_now_names_other_heads_are_refused(
