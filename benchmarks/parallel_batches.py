@@ -7,6 +7,11 @@ forms when that many clients each have one sentence in flight): first one batch 
 then ``--cores`` threads each translating its own batches on one thread (what `nmt serve
 --workers` does). Prints sentences/s (medians of ``--repeats``) and the ratios.
 
+Two more rows on one thread show what the windows' mixed lengths cost, the loss continuous
+batching would win back (docs/serve.md): the same sentences sorted by length before they are cut
+into windows (a window's sentences then end at about the same step), and all of them in one
+call (the Translator sorts them and cuts batches of ``max_tokens``, as offline translation does).
+
     .venv/bin/python benchmarks/parallel_batches.py runs/quickstart/averaged
 """
 
@@ -58,20 +63,24 @@ def main() -> None:
     args = parser.parse_args()
     sentences = [s for s in iter_lines(args.src) if s.strip()][: args.sentences]
     windows = [sentences[i : i + args.window] for i in range(0, len(sentences), args.window)]
+    by_length = sorted(sentences, key=len)  # characters: near enough to pieces for this
+    sorted_windows = [by_length[i : i + args.window] for i in range(0, len(by_length), args.window)]
     print(describe())
     translator = Translator.load(args.model)
     translator.translate(sentences[:32])  # warm-up
 
-    setups = {  # name: (intra-op threads, model threads)
-        f"one batch at a time on {args.cores} threads": (args.cores, 1),
-        "one batch at a time on 1 thread": (1, 1),
-        f"{args.cores} one-thread batches side by side": (1, args.cores),
+    setups = {  # name: (intra-op threads, model threads, windows)
+        f"one batch at a time on {args.cores} threads": (args.cores, 1, windows),
+        "one batch at a time on 1 thread": (1, 1, windows),
+        f"{args.cores} one-thread batches side by side": (1, args.cores, windows),
+        "1 thread, windows of length-sorted sentences": (1, 1, sorted_windows),
+        "1 thread, all sentences in one call": (1, 1, [sentences]),
     }
     rates: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(args.repeats):  # alternating, so that a slow spell hits every setup
-        for name, (intra, model_threads) in setups.items():
+        for name, (intra, model_threads, calls) in setups.items():
             torch.set_num_threads(intra)
-            rates[name].append(sentences_per_second(translator, windows, model_threads))
+            rates[name].append(sentences_per_second(translator, calls, model_threads))
     medians = {name: statistics.median(r) for name, r in rates.items()}
     reference = medians[f"one batch at a time on {args.cores} threads"]
     print(

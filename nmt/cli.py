@@ -738,8 +738,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if argv is None and args.verb == "train" and not args.dry_run:
-            from nmt.training.memory import run_with_mimalloc
+            from nmt.training.memory import keep_no_mkl_buffers, run_with_mimalloc
 
+            keep_no_mkl_buffers()  # before torch is loaded
             run_with_mimalloc()  # the program itself, not a caller's main([...])
         args.func(args)
     except NmtError as exc:

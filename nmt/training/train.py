@@ -32,7 +32,7 @@ from nmt.training.checkpoint import TrainerState, rng_states, save_checkpoint, t
 from nmt.training.distributed import setup_distributed, teardown_distributed
 from nmt.training.interrupt import StopSignals
 from nmt.training.memory import give_back_freed_memory, limit_onednn_cache
-from nmt.training.metrics import METRICS_FILE, PLOT_FILE, append_metrics, plot_metrics
+from nmt.training.metrics import METRICS_FILE, PLOT_FILE, append_metrics, plot_metrics_apart
 from nmt.training.precision import configure_matmul_precision, optimizer_step
 from nmt.training.schedule import learning_rate
 from nmt.training.setup import Run, fine_tuning_config, model_width, set_up
@@ -381,7 +381,7 @@ def validate_and_keep_best(run: Run) -> bool:
     result = validate(run)
     record = {"split": "dev", "step": trainer.step, "elapsed_seconds": trainer.elapsed_seconds}
     append_metrics(run_dir / METRICS_FILE, {**record, **result})
-    plot_metrics(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
+    plot_metrics_apart(run_dir / METRICS_FILE, run_dir / PLOT_FILE)
     log.info(
         "step %d: dev ppl %.2f, BLEU %.2f, chrF %.2f",
         trainer.step,
