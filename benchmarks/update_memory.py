@@ -8,8 +8,10 @@ in a temporary directory, with the tokenizer copied from ``--tokenizer-from``), 
    attention path) on each and walks the autograd graph: the distinct storages its nodes saved
    for the backward, weights left out, by node and tensor kind;
 2. with ``--updates N``, takes N updates through ``nmt.training.train.take_step`` on the epoch's
-   batches in order and prints the median update time (the first 10 left out) and the process's
-   peak resident memory.
+   batches in order (validating every ``--validate-every`` as `nmt train` does: greedy dev BLEU,
+   perplexity, the curves) and prints the median update time (the first 10 left out), the
+   process's peak resident memory, and the least resident size between updates before the first
+   validation and after it.
 
 Like `nmt train` it re-executes itself with mimalloc preloaded (NMT_ALLOCATOR=system keeps
 glibc's malloc), turns MKL's buffer cache off, caps oneDNN's caches, and gives set-up's freed
@@ -34,6 +36,7 @@ from nmt.training.memory import (
     give_back_freed_memory,
     keep_no_mkl_buffers,
     limit_onednn_cache,
+    mkl_buffer_cache,
     run_with_mimalloc,
 )
 
@@ -84,10 +87,17 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"))
     parser.add_argument("--data", type=Path, default=Path("data/de-en"))
     parser.add_argument("--tokenizer-from", type=Path, required=True, help="a run folder")
-    parser.add_argument("--scan", type=int, default=900, help="batches searched for the largest")
+    parser.add_argument(
+        "--scan", type=int, default=900, help="batches searched for the largest (0: none)"
+    )
     parser.add_argument("--updates", type=int, default=0)
+    parser.add_argument("--validate-every", type=int, default=0, help="updates (0: never)")
+    parser.add_argument(
+        "--keep-mkl-cache", action="store_true", help="leave MKL's buffer cache on (its default)"
+    )
     args = parser.parse_args()
-    keep_no_mkl_buffers()  # as `nmt train` sets itself up, before torch is loaded
+    if not args.keep_mkl_cache:
+        keep_no_mkl_buffers()  # as `nmt train` sets itself up, before torch is loaded
     run_with_mimalloc()
     limit_onednn_cache()
     from nmt.config import load_config
@@ -95,10 +105,10 @@ def main() -> None:
     from nmt.training.distributed import setup_distributed
     from nmt.training.interrupt import StopSignals
     from nmt.training.setup import set_up
-    from nmt.training.train import batch_stream, take_step
+    from nmt.training.train import batch_stream, take_step, validate_between_updates
 
     print(describe())
-    print(f"allocator: {allocator_in_use()}")
+    print(f"allocator: {allocator_in_use()}; MKL's buffer cache {mkl_buffer_cache()}")
     with tempfile.TemporaryDirectory() as folder, StopSignals() as stop_signals:
         run_dir = Path(folder) / "run"
         run_dir.mkdir()
@@ -115,20 +125,18 @@ def main() -> None:
             for b in batches
         ]
 
+        def tokens(shape: tuple[int, int, int]) -> int:
+            n, s, t = shape
+            return n * (s + t)
+
         def attention(shape: tuple[int, int, int]) -> int:
             n, s, t = shape
             return n * (s * s + t * t + s * t)
 
         weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        for label, pick in (
-            (
-                "most tokens",
-                max(
-                    range(len(batches)), key=lambda i: shapes[i][0] * (shapes[i][1] + shapes[i][2])
-                ),
-            ),
-            ("most attention", max(range(len(batches)), key=lambda i: attention(shapes[i]))),
-        ):
+        largest = (("most tokens", tokens), ("most attention", attention)) if batches else ()
+        for label, size in largest:
+            pick = max(range(len(batches)), key=lambda i: size(shapes[i]))
             batch = data.batch(batches[pick], **ids)
             sums = run.loss_of_step(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out, step=0)
             saved = saved_for_backward(sums.smoothed, weights)
@@ -144,12 +152,17 @@ def main() -> None:
         if args.updates:
             give_back_freed_memory()
             stream = batch_stream(run.sampler, 0, 0)
-            seconds = [
-                take_step(run, [next(stream)], stop_signals).seconds for _ in range(args.updates)
-            ]
+            seconds, floors = [], [10**9, 10**9]  # least resident size before / after validating
+            for update in range(1, args.updates + 1):
+                seconds.append(take_step(run, [next(stream)], stop_signals).seconds)
+                validated = int(0 < args.validate_every < update)
+                floors[validated] = min(floors[validated], resident_mib("VmRSS"))
+                if args.validate_every and update % args.validate_every == 0:
+                    validate_between_updates(run)
             print(
                 f"\n{args.updates} updates: median {statistics.median(seconds[10:]) * 1000:.0f} ms "
-                f"(first 10 left out), peak resident {resident_mib('VmHWM')} MiB"
+                f"(first 10 left out), peak resident {resident_mib('VmHWM')} MiB; least between "
+                f"updates {floors[0]} MiB before validating, {floors[1]} after"
             )
 
 

@@ -103,7 +103,7 @@ def keep_no_mkl_buffers() -> None:
     training (oneDNN's bfloat16) never calls it again: 78 MB in a test of decoding-sized
     matmuls, ~30 MB of the quickstart's peak (docs/performance.md). MKL reads the setting once,
     when torch loads it: this must run before torch is imported (``nmt train`` calls it first,
-    so that its re-execution with mimalloc inherits it)."""
+    so that its re-execution with mimalloc inherits it). MKL takes any value as "off"."""
     os.environ.setdefault(MKL_FAST_MM_ENV, "1")
 
 
@@ -158,8 +158,12 @@ def allocator_in_use() -> str:
     return "mimalloc" if "libmimalloc" in maps else "the system's malloc"
 
 
+def mkl_buffer_cache() -> str:
+    """Whether MKL keeps its buffers ("on", its default) in this process, for the log."""
+    return "off" if MKL_FAST_MM_ENV in os.environ else "on"  # MKL takes any value as "off"
+
+
 def log_allocator() -> None:
-    mkl_cache = "off" if os.environ.get(MKL_FAST_MM_ENV) == "1" else "on"
     logging.getLogger(__name__).info(
-        "memory allocator: %s; MKL's buffer cache %s", allocator_in_use(), mkl_cache
+        "memory allocator: %s; MKL's buffer cache %s", allocator_in_use(), mkl_buffer_cache()
     )

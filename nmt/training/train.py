@@ -290,8 +290,12 @@ def validate_if_due(run: Run, step: Step) -> bool:
     due = (training.valid_every is not None and trainer.step % training.valid_every == 0) or (
         period_crossed(training.valid_every_minutes, trainer.elapsed_seconds, step.seconds)
     )
-    if not due:
-        return False
+    return validate_between_updates(run) if due else False
+
+
+def validate_between_updates(run: Run) -> bool:
+    """Validate (rank 0, while the others wait) and say whether patience has run out, with the
+    allocator's free memory given back around it."""
     # The steps' freed blocks before, the search's over the dev set after: otherwise the
     # validation's tensors land on top of what the steps freed (the peak of a quickstart run).
     give_back_freed_memory()
