@@ -14,9 +14,10 @@ in a temporary directory, with the tokenizer copied from ``--tokenizer-from``), 
    validation and after it.
 
 Like `nmt train` it re-executes itself with mimalloc preloaded (NMT_ALLOCATOR=system keeps
-glibc's malloc), turns MKL's buffer cache off, caps oneDNN's caches, and gives set-up's freed
-memory back before updating, so that allocator settings passed in the environment
-(MIMALLOC_PURGE_DELAY=250, …) are measured as `nmt train` would run them:
+glibc's malloc), turns MKL's buffer cache off (as `nmt train` does in bfloat16;
+``--keep-mkl-cache`` leaves it on), caps oneDNN's caches, and gives set-up's freed memory back
+before updating, so that allocator settings passed in the environment (MIMALLOC_PURGE_DELAY=250,
+…) are measured as `nmt train` would run them:
 
     .venv/bin/python benchmarks/update_memory.py --tokenizer-from runs/quickstart --updates 200
 """
@@ -97,7 +98,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.keep_mkl_cache:
-        keep_no_mkl_buffers()  # as `nmt train` sets itself up, before torch is loaded
+        keep_no_mkl_buffers()  # as `nmt train` sets itself up in bfloat16, before torch loads
     run_with_mimalloc()
     limit_onednn_cache()
     from nmt.config import load_config
@@ -159,10 +160,12 @@ def main() -> None:
                 floors[validated] = min(floors[validated], resident_mib("VmRSS"))
                 if args.validate_every and update % args.validate_every == 0:
                     validate_between_updates(run)
+            floor = f"least between updates {floors[0]} MiB"
+            if args.validate_every:
+                floor += f" before validating, {floors[1]} after"
             print(
                 f"\n{args.updates} updates: median {statistics.median(seconds[10:]) * 1000:.0f} ms "
-                f"(first 10 left out), peak resident {resident_mib('VmHWM')} MiB; least between "
-                f"updates {floors[0]} MiB before validating, {floors[1]} after"
+                f"(first 10 left out), peak resident {resident_mib('VmHWM')} MiB; {floor}"
             )
 
 

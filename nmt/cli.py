@@ -738,9 +738,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if argv is None and args.verb == "train" and not args.dry_run:
+            from nmt.config import load_config
             from nmt.training.memory import keep_no_mkl_buffers, run_with_mimalloc
 
-            keep_no_mkl_buffers()  # before torch is loaded
+            if load_config(args.config, args.overrides).training.precision != "float32":
+                keep_no_mkl_buffers()  # before torch is loaded
             run_with_mimalloc()  # the program itself, not a caller's main([...])
         args.func(args)
     except NmtError as exc:

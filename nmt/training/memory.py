@@ -19,7 +19,7 @@ with hundreds of shapes: about 600 MiB over the quickstart's first 100 updates f
 about 4 MB an update, all run long, for ideep's. ``limit_onednn_cache`` caps both (docs/
 performance.md, "Training memory").
 MKL, which runs the float32 matmuls of validation, keeps their working buffers in a cache of its
-own; ``keep_no_mkl_buffers`` turns that off for ``nmt train``.
+own; ``keep_no_mkl_buffers`` turns that off for ``nmt train`` in bfloat16 or float16.
 
 Even so, glibc's heap grows through a run: each update allocates about 2 GB in blocks of 1–8 MiB
 whose sizes follow the batch's shape, and freed blocks that fit no later request stay resident
@@ -100,10 +100,12 @@ def keep_no_mkl_buffers() -> None:
 
     Validation runs the model in float32, whose matmuls are MKL's; MKL keeps their packing
     buffers in a cache of its own for later calls, where no allocator can give them back, and
-    training (oneDNN's bfloat16) never calls it again: 78 MB in a test of decoding-sized
-    matmuls, ~30 MB of the quickstart's peak (docs/performance.md). MKL reads the setting once,
-    when torch loads it: this must run before torch is imported (``nmt train`` calls it first,
-    so that its re-execution with mimalloc inherits it). MKL takes any value as "off"."""
+    bfloat16 or float16 training (oneDNN's) never calls it again: 78 MB in a test of
+    decoding-sized matmuls, ~30 MB of the quickstart's peak (docs/performance.md). float32
+    training calls MKL every step and keeps the cache (off, its updates were ~3 % slower for
+    15 MiB). MKL reads the setting once, when torch loads it: this must run before torch is
+    imported (``nmt train`` calls it first, so that its re-execution with mimalloc inherits it).
+    MKL takes any value as "off"."""
     os.environ.setdefault(MKL_FAST_MM_ENV, "1")
 
 
