@@ -76,15 +76,11 @@ def test_freed_memory_leaves_the_process_once_trimmed() -> None:
     assert retained_mb("trimmed") < 15
 
 
-# bfloat16 matmuls (forward and backward) of 200 shapes never seen before, after 32 others, as
-# token-budget batches make them, with nmt train's cache limits: how many MB more malloc hands
-# out at the end (glibc's own count, so that freed blocks the heap keeps do not count).
-NEW_SHAPES = """
+# What malloc has handed out and not taken back, by glibc's own count (heap blocks and mapped
+# blocks in use), so that freed blocks the heap keeps do not count; trimmed first if asked.
+# The scripts below start with it; it loads no torch, so they choose what to set up before.
+MALLOC_COUNT = """
 import ctypes
-import torch
-from nmt.training.memory import limit_onednn_cache
-
-limit_onednn_cache()
 
 FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
 
@@ -94,10 +90,21 @@ class MallInfo(ctypes.Structure):
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = MallInfo
 
-def allocated():
+def allocated(trim=False):
+    if trim:
+        libc.malloc_trim(0)
     info = libc.mallinfo2()
-    return info.uordblks + info.hblkhd  # heap blocks and mapped blocks in use
+    return info.uordblks + info.hblkhd
+"""
 
+# bfloat16 matmuls (forward and backward) of 200 shapes never seen before, after 32 others, as
+# token-budget batches make them, with nmt train's cache limits: how many MB more malloc hands
+# out at the end (glibc's own count, so that freed blocks the heap keeps do not count).
+NEW_SHAPES = """
+import torch
+from nmt.training.memory import limit_onednn_cache
+
+limit_onednn_cache()
 torch.set_num_threads(1)
 layer = torch.nn.Linear(512, 512)
 
@@ -116,7 +123,7 @@ print((allocated() - before) / 2**20)
 
 def growth_over_new_shapes_mb(**caches: str) -> float:
     env = {k: v for k, v in os.environ.items() if k not in (IDEEP_CACHE_ENV, ONEDNN_CACHE_ENV)}
-    return printed_figure(NEW_SHAPES, environment={**env, **caches})
+    return printed_figure(MALLOC_COUNT + NEW_SHAPES, environment={**env, **caches})
 
 
 @pytest.mark.skipif(_glibc() is None, reason="counts glibc's allocations")
@@ -131,7 +138,6 @@ def test_bfloat16_matmuls_of_new_shapes_do_not_pile_up_in_onednn_caches() -> Non
 # feed-forward), set up as `nmt train` sets its process up unless sys.argv[1] is "defaults":
 # how many MB malloc still hands out once they are done and the heap is trimmed.
 MKL_WORK = """
-import ctypes
 import sys
 from nmt.training.memory import keep_no_mkl_buffers
 
@@ -139,26 +145,13 @@ if sys.argv[1] != "defaults":
     keep_no_mkl_buffers()
 import torch
 
-FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
-
-class MallInfo(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in FIELDS.split()]
-
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo
-
-def allocated():
-    libc.malloc_trim(0)
-    info = libc.mallinfo2()
-    return info.uordblks + info.hblkhd
-
 output_layer, feed_forward = torch.randn(8000, 256), torch.randn(1024, 256)
-before = allocated()
+before = allocated(trim=True)
 for rows in range(40, 1200, 37):
     hidden = torch.randn(rows, 256)
     hidden @ output_layer.T
     hidden @ feed_forward.T
-print((allocated() - before) / 2**20)
+print((allocated(trim=True) - before) / 2**20)
 """
 
 
@@ -167,8 +160,9 @@ print((allocated() - before) / 2**20)
 )
 def test_float32_matmuls_leave_no_buffers_behind_in_nmt_train() -> None:
     env = {k: v for k, v in os.environ.items() if k != MKL_FAST_MM_ENV}
-    assert printed_figure(MKL_WORK, "nmt train", environment=env) < 10  # measured 1 MB
-    assert printed_figure(MKL_WORK, "defaults", environment=env) > 40  # measured 78 MB
+    script = MALLOC_COUNT + MKL_WORK
+    assert printed_figure(script, "nmt train", environment=env) < 10  # measured 1 MB
+    assert printed_figure(script, "defaults", environment=env) > 40  # measured 78 MB
 
 
 @pytest.mark.skipif(mimalloc_library() is None, reason="needs the cmeel-mimalloc wheel")
