@@ -99,7 +99,7 @@ def allocated(trim=False):
 
 # bfloat16 matmuls (forward and backward) of 200 shapes never seen before, after 32 others, as
 # token-budget batches make them, with nmt train's cache limits: how many MB more malloc hands
-# out at the end (glibc's own count, so that freed blocks the heap keeps do not count).
+# out at the end (MALLOC_COUNT).
 NEW_SHAPES = """
 import torch
 from nmt.training.memory import limit_onednn_cache
