@@ -5,7 +5,9 @@ The same Translator translates the same sentences ``--window`` at a time (the ba
 forms when that many clients each have one sentence in flight): first one batch at a time on
 ``--cores`` threads (PyTorch's intra-op parallelism), then one batch at a time on one thread,
 then ``--cores`` threads each translating its own batches on one thread (what `nmt serve
---workers` does). Prints sentences/s (medians of ``--repeats``) and the ratios.
+--workers --no-model-processes` does), then ``--cores`` threads each handing its batches to a
+one-thread model process of its own (what `nmt serve --workers` does, nmt.serve.processes).
+Prints sentences/s (medians of ``--repeats``) and the ratios.
 
 Two more rows on one thread show what the windows' mixed lengths cost, the loss continuous
 batching would win back (docs/serve.md): the same sentences sorted by length before they are cut
@@ -21,6 +23,7 @@ import argparse
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -28,23 +31,25 @@ import torch
 from nmt.data.parallel import iter_lines
 from nmt.decoding.translator import Translator
 from nmt.machine import describe
+from nmt.serve.processes import ModelProcess
+from nmt.serve.worker import NbestTranslator
 
 
-def sentences_per_second(translator: Translator, windows: list[list[str]], threads: int) -> float:
-    """``threads`` Python threads take the next window until none is left."""
+def sentences_per_second(engines: Sequence[NbestTranslator], windows: list[list[str]]) -> float:
+    """One Python thread per engine takes the next window until none is left."""
     remaining = iter(windows)
     lock = threading.Lock()
 
-    def work() -> None:
+    def work(engine: NbestTranslator) -> None:
         while True:
             with lock:
                 window = next(remaining, None)
             if window is None:
                 return
-            translator.translate(window)
+            engine.translate_nbest(window)
 
     started = time.perf_counter()
-    workers = [threading.Thread(target=work) for _ in range(threads)]
+    workers = [threading.Thread(target=work, args=(engine,)) for engine in engines]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -68,19 +73,31 @@ def main() -> None:
     print(describe())
     translator = Translator.load(args.model)
     translator.translate(sentences[:32])  # warm-up
+    children = [ModelProcess(translator, threads=1, name=f"model-{i}") for i in range(args.cores)]
+    for child in children:
+        child.launch()
+    for child in children:
+        child.connect()
+        child.translate_nbest(sentences[:32])  # warm-up
 
-    setups = {  # name: (intra-op threads, model threads, windows)
-        f"one batch at a time on {args.cores} threads": (args.cores, 1, windows),
-        "one batch at a time on 1 thread": (1, 1, windows),
-        f"{args.cores} one-thread batches side by side": (1, args.cores, windows),
-        "1 thread, windows of length-sorted sentences": (1, 1, sorted_windows),
-        "1 thread, all sentences in one call": (1, 1, [sentences]),
+    one: list[NbestTranslator] = [translator]
+    side_by_side: list[NbestTranslator] = [translator] * args.cores
+    setups: dict[str, tuple[int, list[NbestTranslator], list[list[str]]]] = {
+        # name: (intra-op threads in this process, engines, one thread each; windows)
+        f"one batch at a time on {args.cores} threads": (args.cores, one, windows),
+        "one batch at a time on 1 thread": (1, one, windows),
+        f"{args.cores} one-thread batches side by side": (1, side_by_side, windows),
+        f"{args.cores} one-thread model processes side by side": (1, [*children], windows),
+        "1 thread, windows of length-sorted sentences": (1, one, sorted_windows),
+        "1 thread, all sentences in one call": (1, one, [sentences]),
     }
     rates: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(args.repeats):  # alternating, so that a slow spell hits every setup
-        for name, (intra, model_threads, calls) in setups.items():
+        for name, (intra, engines, calls) in setups.items():
             torch.set_num_threads(intra)
-            rates[name].append(sentences_per_second(translator, calls, model_threads))
+            rates[name].append(sentences_per_second(engines, calls))
+    for child in children:
+        child.stop()
     medians = {name: statistics.median(r) for name, r in rates.items()}
     reference = medians[f"one batch at a time on {args.cores} threads"]
     print(

@@ -7,9 +7,11 @@ separate users have, through httpcore, httpx's transport; one sentence per reque
 sending its next request when the last is answered) for ``--seconds`` after a warm-up, then
 stops it with SIGTERM. Loops are bounded in time and in requests. Printed per run:
 requests/s, sentences/s, latency p50/p95/p99, errors, translations that differ from the offline
-ones, the server's resident memory (peak after the warm-up and at the end: flat means no leak),
-sampled every ``--rss-every`` seconds as well, the mean requests per model call, and the CPU
-seconds used during the load by the server's event loop, its model threads and the clients. The
+ones, the memory of the server and its model processes (their proportional set sizes summed,
+so that the weights they share count once: after loading, after the warm-up and at the end, and
+every ``--rss-every`` seconds: flat means no leak), the mean requests per model call, and the
+CPU seconds used during the load by the server's event loop, its model threads, its model
+processes and the clients. The
 offline reference is what `nmt translate` runs (each line split into sentences, as the server
 splits each text) on the same sentences in this process, before any server starts; beside it,
 the same Translator given the sentences in the clients' order, ``--clients`` at a time: the
@@ -72,13 +74,12 @@ class Load:
 class Run:
     name: str
     load: Load
-    rss_loaded_mb: float
-    peak_after_warmup_mb: float
-    peak_end_mb: float
-    rss_end_mb: float
-    rss_samples_mb: list[float]  # VmRSS every --rss-every seconds of the measured load
+    memory_loaded_mb: float
+    memory_after_warmup_mb: float
+    memory_end_mb: float
+    memory_samples_mb: list[float]  # every --rss-every seconds of the measured load
     requests_per_call: float
-    server_cpu: dict[str, float]  # CPU seconds of the measured load, by server thread kind
+    server_cpu: dict[str, float]  # CPU seconds of the measured load, by kind of server thread
     clients_cpu: float  # CPU seconds of this process (the clients) over the measured load
 
 
@@ -91,29 +92,52 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MB: its resident memory now and at its peak (Linux)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024  # kB → MB
-    return fields["VmRSS"], fields["VmHWM"]
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server, its model processes, multiprocessing's
+    resource tracker)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # ended meanwhile
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(current := todo.pop())
+        todo.extend(parents.get(current, []))
+    return tree
 
 
-def thread_cpu_seconds(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) the threads of process ``pid`` have used so far: its main
-    thread (the server's event loop) and the others (model threads, PyTorch's thread pool)."""
+def memory_mb(pid: int) -> float:
+    """The proportional set size of ``pid`` and its descendants in MB: pages they share (the
+    model processes map the server's weights) count once in all (Linux)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total / 1024  # kB → MB
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) the server ``pid`` has used so far: its main thread (the
+    event loop), its other threads (model threads, PyTorch's thread pool) and its descendants
+    (model processes)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used = {"event loop": 0.0, "model threads": 0.0}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            # Fields after the parenthesised name; utime and stime are the stat file's 14, 15.
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except FileNotFoundError:  # the thread ended meanwhile
-            continue
-        kind = "event loop" if task.name == str(pid) else "model threads"
-        used[kind] += (int(fields[11]) + int(fields[12])) / ticks
+    used = {"event loop": 0.0, "model threads": 0.0, "model processes": 0.0}
+    for member in process_tree(pid):
+        for task in Path(f"/proc/{member}/task").iterdir():
+            try:
+                # Fields after the parenthesised name; utime and stime are the stat file's 14, 15.
+                fields = (task / "stat").read_text().rpartition(")")[2].split()
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            if member != pid:
+                kind = "model processes"
+            else:
+                kind = "event loop" if task.name == str(pid) else "model threads"
+            used[kind] += (int(fields[11]) + int(fields[12])) / ticks
     return used
 
 
@@ -212,41 +236,41 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         process, url = start_server(model, flags, Path(tmp) / "server.log")
         try:
-            rss_loaded, _ = memory_mb(process.pid)
+            memory_loaded = memory_mb(process.pid)
             uvloop.run(drive(url, sentences, expected, clients=args.clients, seconds=args.warmup))
-            _, peak_after_warmup = memory_mb(process.pid)
+            memory_after_warmup = memory_mb(process.pid)
             before = httpx.get(f"{url}/health").json()
             samples: list[float] = []
             sampling = threading.Event()
 
             def sample_rss() -> None:
                 while not sampling.wait(args.rss_every):
-                    samples.append(memory_mb(process.pid)[0])
+                    samples.append(memory_mb(process.pid))
 
             sampler = threading.Thread(target=sample_rss, daemon=True)
             sampler.start()
-            server_cpu_before, clients_before = thread_cpu_seconds(process.pid), os.times()
+            server_cpu_before, clients_before = cpu_seconds(process.pid), os.times()
             load = uvloop.run(
                 drive(url, sentences, expected, clients=args.clients, seconds=args.seconds)
             )
-            server_cpu_after, clients_after = thread_cpu_seconds(process.pid), os.times()
+            server_cpu_after, clients_after = cpu_seconds(process.pid), os.times()
             sampling.set()
             sampler.join()
-            rss_end, peak_end = memory_mb(process.pid)
+            memory_end = memory_mb(process.pid)
             after = httpx.get(f"{url}/health").json()
         finally:
             stop_server(process)
     calls = max(1, after["batches"] - before["batches"])
     per_call = (after["requests"] - before["requests"]) / calls
     server_cpu = {k: server_cpu_after[k] - server_cpu_before[k] for k in server_cpu_after}
+    server_cpu = {k: v for k, v in server_cpu.items() if v > 0 or k != "model processes"}
     clients_cpu = sum(clients_after[:2]) - sum(clients_before[:2])  # user + system
     return Run(
         name,
         load,
-        rss_loaded,
-        peak_after_warmup,
-        peak_end,
-        rss_end,
+        memory_loaded,
+        memory_after_warmup,
+        memory_end,
         samples,
         per_call,
         server_cpu,
@@ -350,8 +374,8 @@ def main() -> None:
     )
     print(
         "| run | requests/s | sentences/s | p50 ms | p95 ms | p99 ms | errors | differ from "
-        "offline | requests per model call | RSS loaded MB | peak RSS after warm-up MB "
-        "| peak RSS at end MB |"
+        "offline | requests per model call | memory loaded MB | after warm-up MB "
+        "| at end MB |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| offline (nmt translate) | | {offline_rate:.1f} | | | | | | | | | |")
@@ -365,14 +389,14 @@ def main() -> None:
         print(
             f"| {run.name} | {rate:.1f} | {rate:.1f} | {percentile(ms, 50):.0f} | "
             f"{percentile(ms, 95):.0f} | {percentile(ms, 99):.0f} | {load.errors} | "
-            f"{load.mismatches} | {run.requests_per_call:.1f} | {run.rss_loaded_mb:.0f} | "
-            f"{run.peak_after_warmup_mb:.0f} | {run.peak_end_mb:.0f} |"
+            f"{load.mismatches} | {run.requests_per_call:.1f} | {run.memory_loaded_mb:.0f} | "
+            f"{run.memory_after_warmup_mb:.0f} | {run.memory_end_mb:.0f} |"
         )
     unbatched = len(runs[-1].load.latencies) / runs[-1].load.seconds
     print()
     for run, (before, after) in zip(runs[:-1], beside[:-1], strict=True):
         rate = len(run.load.latencies) / run.load.seconds
-        samples = ", ".join(f"{mb:.0f}" for mb in run.rss_samples_mb)
+        samples = ", ".join(f"{mb:.0f}" for mb in run.memory_samples_mb)
         print(
             f"{run.name}: {rate / offline_rate:.0%} of offline sentences/s, "
             f"{rate / statistics.mean([before, after]):.0%} of offline measured just before "
@@ -380,7 +404,7 @@ def main() -> None:
             f"{rate / windowed_rate:.0%} of offline in the clients' windows, "
             f"{rate / unbatched:.1f}× the unbatched server; requests sent {run.load.sent}, "
             f"answered {len(run.load.latencies)}, errors {run.load.errors}; "
-            f"RSS MB every {args.rss_every:g} s: {samples}"
+            f"memory (PSS) MB every {args.rss_every:g} s: {samples}"
         )
     cpus = os.cpu_count() or 1
     print(f"\nCPU seconds used during the measured load (of {cpus} CPUs × its seconds):")

@@ -313,10 +313,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
     def given(names: tuple[str, ...]) -> dict[str, object]:
         return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
+    batching = ("batching", "max_wait_ms", "batch_tokens", "workers", "fill_wait")
     limits = ("max_chars", "max_subwords", "max_texts", "max_body_bytes", "max_beam_size")
     try:
         settings = ServeSettings(
-            **given(("batching", "max_wait_ms", "batch_tokens", "workers", "fill_wait")),
+            **given((*batching, "model_processes")),
             limits=Limits(**given(limits)),
         )
     except ValidationError as exc:
@@ -416,6 +417,14 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="model threads translating batches side by side (default on a CPU: one per core, "
         "at most 4, single-threaded, which translates more sentences per second than one batch "
         "on all cores; on a GPU: 1)",
+    )
+    serve.add_argument(
+        "--no-model-processes",
+        dest="model_processes",
+        action="store_const",
+        const=False,
+        help="keep several --workers' searches in the server's process (less memory; by "
+        "default each searches in a process of its own, sharing the weights, which is faster)",
     )
     group = serve.add_argument_group("batching")
     group.add_argument(

@@ -23,7 +23,7 @@ a dependency. docs/engines.md gives the measured comparison.
 from __future__ import annotations
 
 import warnings
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -70,15 +70,7 @@ class Int8Linear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         weight, weight_scale = quantize_rows(linear.weight.detach().float())
-        with warnings.catch_warnings():  # quantized tensors' deprecation notice
-            warnings.simplefilter("ignore", UserWarning)
-            qweight = torch._make_per_channel_quantized_tensor(
-                weight,
-                weight_scale.squeeze(1).double(),
-                torch.zeros(len(weight), dtype=torch.long),
-                0,
-            )
-        self.packed = torch.ops.quantized.linear_prepack(qweight, None)
+        self.packed = _prepack(weight, weight_scale.squeeze(1).double())
         bias = linear.bias if bias is None else bias
         bias = None if bias is None else bias.detach().float().clone()
         self.register_buffer("bias", bias)
@@ -113,6 +105,36 @@ class Int8Linear(nn.Module):
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a model process, nmt.serve.processes) as its int8 values and scales:
+        fbgemm's packed weight does not survive torch's shared-memory pickling, and packing
+        again is quick."""
+        state = self.__dict__.copy()
+        qweight, _ = torch.ops.quantized.linear_unpack(state.pop("packed"))
+        state["int8_weight"] = (qweight.int_repr(), qweight.q_per_channel_scales())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weight, scales = state.pop("int8_weight")
+        super().__setstate__(state)
+        _use_x86_kernels()  # in a new process, as quantize_int8 did in the first
+        self.packed = _prepack(weight, scales)
+
+
+def _use_x86_kernels() -> None:
+    if "x86" in torch.backends.quantized.supported_engines:
+        torch.backends.quantized.engine = "x86"  # fbgemm, and oneDNN where it is faster
+
+
+def _prepack(weight: Tensor, scales: Tensor) -> Any:
+    """fbgemm's packed form of int8 ``weight`` (out, in) with one float64 scale per row."""
+    with warnings.catch_warnings():  # quantized tensors' deprecation notice
+        warnings.simplefilter("ignore", UserWarning)
+        qweight = torch._make_per_channel_quantized_tensor(
+            weight, scales, torch.zeros(len(weight), dtype=torch.long), 0
+        )
+    return torch.ops.quantized.linear_prepack(qweight, None)
+
 
 def quantize_int8(model: ModelT) -> ModelT:
     """``model`` (on the CPU) with every ``nn.Linear`` replaced by an ``Int8Linear``, in place:
@@ -120,7 +142,6 @@ def quantize_int8(model: ModelT) -> ModelT:
     (a weight tied to an embedding stays, as the embedding's)."""
     if any(t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
         raise NmtError("int8 quantization runs on the CPU only")
-    if "x86" in torch.backends.quantized.supported_engines:
-        torch.backends.quantized.engine = "x86"  # fbgemm, and oneDNN where it is faster
+    _use_x86_kernels()
     replace_linear_layers(model, lambda linear, bias: Int8Linear(linear, bias))
     return model.eval()

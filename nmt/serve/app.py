@@ -44,6 +44,7 @@ from nmt.serve.limits import (
     ServeSettings,
     check_beam_size,
 )
+from nmt.serve.processes import runs_apart
 from nmt.serve.schema import (
     AttentionMap,
     Health,
@@ -87,6 +88,7 @@ def create_app(
         batch_tokens=settings.batch_tokens or defaults.max_tokens,
         workers=workers,
         fill_wait=settings.fill_wait,
+        processes=settings.model_processes and workers > 1 and runs_apart(translator),
     )
     texts = TextTranslator(
         worker, translator, tokenizer=tokenizer, language=info.src_lang, limits=limits
@@ -95,7 +97,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker.start()
+        await asyncio.to_thread(worker.start)  # model processes take seconds to start
         yield
         await asyncio.to_thread(worker.stop)  # translates what is queued, then ends
 

@@ -10,7 +10,10 @@ Several model threads (``workers``) share the model and the queue, each translat
 batch: a decoding step is many small operations that one core runs about as fast as two, so on
 a CPU two single-threaded batches side by side translate more sentences per second than one
 batch on two threads (benchmarks/parallel_batches.py; the figures are in docs/serve.md).
-PyTorch releases the GIL inside its operations; the model is only read.
+PyTorch releases the GIL inside its operations, but the Python between them takes turns at it:
+with ``processes``, each thread hands its batches to a model process of its own
+(nmt.serve.processes), which shares the model's weights; a beam-search trace is still searched
+in this process, where it is read. The model is only read.
 
 With several threads the clients are shared out: a batch takes at most its share of them (the
 number of clients is estimated as the most requests in flight at once lately, a peak kept for
@@ -59,9 +62,10 @@ import torch
 
 from nmt.config import DecodingConfig
 from nmt.decoding.search import Observer
-from nmt.decoding.translator import Translation, TranslationDone, Wanted
+from nmt.decoding.translator import Translation, TranslationDone, Translator, Wanted
 from nmt.device import check_device
 from nmt.errors import NmtError
+from nmt.serve.processes import ModelProcess
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,7 @@ class WorkerStats:
 class _ThreadState:
     """What one model thread carries from batch to batch."""
 
+    translator: NbestTranslator  # where its batches are searched
     held: Job | None = None  # a job that did not fit its last batch: it opens the next one
     last_seconds: float = 0.0  # how long its last batch took
 
@@ -171,8 +176,8 @@ class ShuttingDown(RuntimeError):
     """A request arrived after the worker was told to stop."""
 
 
-# Measured on 2 cores only; beyond a few, more threads share one GIL and ever smaller shares of
-# the clients, so the default stops here and the cores are shared out among these.
+# Measured on 2 cores only; beyond a few, ever smaller shares of the clients (and, without model
+# processes, one GIL), so the default stops here and the cores are shared out among these.
 MAX_DEFAULT_WORKERS = 4
 
 
@@ -195,7 +200,9 @@ class BatchingWorker:
     """Owns ``translator``; translate through :meth:`submit` only.
 
     ``batching=False`` translates one request per call (the baseline the load benchmark
-    compares against). ``workers``: model threads translating batches side by side.
+    compares against). ``workers``: model threads translating batches side by side;
+    ``processes``: each searching in a model process of its own (``translator`` must be nmt's
+    own Translator, nmt.serve.processes.runs_apart).
     """
 
     def __init__(
@@ -207,6 +214,7 @@ class BatchingWorker:
         batch_tokens: int,
         workers: int = 1,
         fill_wait: float = 0.0,
+        processes: bool = False,
     ) -> None:
         if max_wait < 0 or batch_tokens < 1 or workers < 1 or fill_wait < 0:
             raise ValueError(
@@ -230,9 +238,19 @@ class BatchingWorker:
         self._lock = threading.Lock()
         self._stopping = False
         self._threads = [
-            threading.Thread(target=self._run, name=f"nmt-serve-worker-{i}", daemon=True)
+            threading.Thread(target=self._run, args=(i,), name=f"nmt-serve-worker-{i}", daemon=True)
             for i in range(workers)
         ]
+        self._processes: list[ModelProcess] = []
+        if processes:
+            self._processes = [
+                ModelProcess(
+                    cast(Translator, translator),
+                    threads=torch.get_num_threads(),
+                    name=f"nmt-serve-model-{i}",
+                )
+                for i in range(workers)
+            ]
 
     @property
     def queued(self) -> int:
@@ -243,6 +261,14 @@ class BatchingWorker:
         return self._stopping
 
     def start(self) -> None:
+        """Start the model processes (if any: seconds, each importing torch), then the threads."""
+        for process in self._processes:
+            process.launch()
+        for process in self._processes:
+            process.connect()
+        if self._processes:
+            pids = ", ".join(str(process.pid) for process in self._processes)
+            log.info("each model thread searches in a process of its own: pids %s", pids)
         for thread in self._threads:
             thread.start()
 
@@ -255,6 +281,9 @@ class BatchingWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not any(thread.is_alive() for thread in self._threads):
+            for process in self._processes:
+                process.stop()
 
     def submit(
         self,
@@ -298,8 +327,8 @@ class BatchingWorker:
 
     # -- the thread -------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        state = _ThreadState()
+    def _run(self, number: int) -> None:
+        state = _ThreadState(self._processes[number] if self._processes else self.translator)
         while (jobs := self._gather(state)) is not None:
             started = time.monotonic()
             # A client that hung up has cancelled its future (texts.py): skip its work.
@@ -312,7 +341,9 @@ class BatchingWorker:
             for job in live:
                 groups.setdefault(job.group_key(), []).append(job)
             for group in groups.values():
-                self._translate(group)
+                # A trace is read where it is written: in this process.
+                traced = group[0].observer is not None
+                self._translate(group, self.translator if traced else state.translator)
             state.last_seconds = time.monotonic() - started
 
     def _gather(self, state: _ThreadState) -> list[Job] | None:
@@ -354,14 +385,14 @@ class BatchingWorker:
             tokens += job.num_tokens
         return jobs
 
-    def _translate(self, group: list[Job]) -> None:
+    def _translate(self, group: list[Job], translator: NbestTranslator) -> None:
         """One Translator call for the group, each job answered as soon as its texts are
         translated; on failure, each job not answered yet alone."""
         texts = [text for job in group for text in job.texts]
         owners = [job for job in group for _ in job.texts]
         on_done = _ResultsByJob(group).add if self.answer_early else None
         try:
-            results = self.translator.translate_nbest(
+            results = translator.translate_nbest(
                 texts,
                 group[0].options,
                 return_attention=group[0].attention,
@@ -380,7 +411,7 @@ class BatchingWorker:
             else:
                 log.info("a batch of %d requests failed; translating each alone", len(group))
                 for job in unanswered:
-                    self._translate([job])
+                    self._translate([job], translator)
             return
         if gone := sum(job.future.cancelled() for job in group):
             with self._lock:

@@ -38,13 +38,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model_dir: Path, log: Path, *extra: str) -> Server:
-    """`python -m nmt.cli serve MODEL_DIR` on a free loopback port, once it answers /health."""
+def start_server(model_dir: Path, log: Path, *extra: str, own_group: bool = False) -> Server:
+    """`python -m nmt.cli serve MODEL_DIR` on a free loopback port, once it answers /health;
+    ``own_group``: in a process group of its own, as a terminal's foreground job is (a signal
+    to the group then reaches the server's children too, and not the tests)."""
     port = free_port()
     command = [sys.executable, "-m", "nmt.cli", "serve", str(model_dir), "--port", str(port)]
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [*command, *extra], stdout=out, stderr=subprocess.STDOUT, text=True
+            [*command, *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=own_group,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + START_TIMEOUT

@@ -4,6 +4,7 @@ SIGTERM finishes the requests in flight before the process exits."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -64,9 +65,22 @@ def test_the_server_binds_to_loopback_by_default(server: Server) -> None:
     assert f"Uvicorn running on {server.url}" in server.output()
 
 
-def test_sigterm_finishes_the_requests_in_flight(trained_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_finishes_the_requests_in_flight(
+    trained_model_dir: Path, tmp_path: Path, ctrl_c: bool
+) -> None:
+    """SIGTERM to the server (a process manager), or SIGINT to its whole process group (Ctrl-C
+    in a terminal, which reaches its model processes too): every request in flight is answered.
+    Two workers, so that their searches run in model processes whatever the cores."""
     # Without batching each request is its own model call, so several stay queued for a while.
-    server = start_server(trained_model_dir, tmp_path / "server.log", "--no-batching")
+    server = start_server(
+        trained_model_dir,
+        tmp_path / "server.log",
+        "--no-batching",
+        "--workers",
+        "2",
+        own_group=ctrl_c,
+    )
     texts = toy_sentences(40, seed=5)
     body = {"texts": texts, "beam_size": 8, "stopping": "exact"}
     try:
@@ -79,7 +93,10 @@ def test_sigterm_finishes_the_requests_in_flight(trained_model_dir: Path, tmp_pa
             while health(server)["in_flight"] < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             in_flight = health(server)["in_flight"]
-            server.process.send_signal(signal.SIGTERM)
+            if ctrl_c:
+                os.killpg(server.process.pid, signal.SIGINT)
+            else:
+                server.process.send_signal(signal.SIGTERM)
             responses = [future.result() for future in futures]
         returncode = server.process.wait(120)
     finally:
@@ -91,7 +108,8 @@ def test_sigterm_finishes_the_requests_in_flight(trained_model_dir: Path, tmp_pa
     assert all([t["text"] for t in r.json()["translations"]] == first for r in responses)
     # uvicorn re-raises the signal once it has shut down, so the exit is "killed by SIGTERM"
     # (what process managers expect of a clean stop); the log shows the orderly shutdown.
-    assert returncode in (0, -signal.SIGTERM), server.output()
+    assert returncode in (0, -(signal.SIGINT if ctrl_c else signal.SIGTERM)), server.output()
+    assert "Traceback" not in server.output()
     assert "Waiting for application shutdown" in server.output()
     assert "Finished server process" in server.output()
 
