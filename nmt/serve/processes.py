@@ -73,8 +73,8 @@ class ModelProcess:
     # -- the parent's side -------------------------------------------------------------------
 
     def launch(self) -> None:
-        """Start the child (importing torch there takes seconds: launch several, then
-        :meth:`connect` each)."""
+        """Start the child, forked from the fork server (which imports torch the first time:
+        seconds); launch several, then :meth:`connect` each, so that they unpickle at once."""
         context = torch.multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])  # torch, for every child to share
         parent_end, child_end = context.Pipe()
