@@ -26,9 +26,14 @@ How nmt's decoding options map onto CTranslate2's (nmt.config.DecodingConfig):
   hypotheses. nmt's ``exact`` bound has no CTranslate2 counterpart (a warning says so).
 - PAD and BOS: nmt's search never produces them; CTranslate2 can (a model trained with label
   smoothing gives them its floor of probability, which CTranslate2 picks where a guard has
-  banned every likelier piece: a few of 100 toy outputs under no_repeat_ngram_size 1).
-  Banning them there (``suppress_sequences``) would renormalise its log-probabilities over the
-  other tokens at every step, and so change its rankings and scores.
+  banned every likelier piece: a few of 100 toy outputs under no_repeat_ngram_size 1). Where
+  a guard or the minimum length bans the likely pieces, BOS can also take a beam that nmt
+  gives to another hypothesis (3 % for one toy sentence whose EOS a minimum length banned),
+  and the outputs may then differ even where CTranslate2's final one holds no BOS: about one
+  sentence in 100 under no_repeat_ngram_size 2 or a minimum length, beam 4 (the test traces
+  each back to such a beam). Banning them there (``suppress_sequences``) would renormalise its
+  log-probabilities over the other tokens at every step: measured, scores moved by up to 0.4
+  and more outputs differed (1–4 of 100, against 0–1).
   The guards and the minimum length renormalise in both engines (nmt.decoding.search).
 - glossary: nmt only (lexically constrained search, nmt.decoding.constraints); CTranslate2 has
   none, and a glossary given to it is refused with one line rather than silently ignored.
