@@ -24,12 +24,18 @@ the server first finishes the requests in flight, then stops its model processes
 exits when the pipe to its parent closes (the parent died). One that dies (killed, out of
 memory) fails the call it was running with :class:`ModelProcessDied`, and a new one is started
 for the next call.
+
+The weights need room in /dev/shm. Where it is too small (a container's default is 64 MB:
+``docker run --shm-size``), or a child cannot start for any other reason,
+:class:`ModelProcessFailed` says why, and the server keeps its searches in its own process
+(nmt.serve.worker).
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
+import shutil
 import signal
 import traceback
 from collections.abc import Sequence
@@ -54,6 +60,10 @@ class ModelProcessDied(RuntimeError):
     """The model process exited while it was translating."""
 
 
+class ModelProcessFailed(RuntimeError):
+    """A model process could not be started."""
+
+
 def runs_apart(translator: object) -> bool:
     """Can ``translator`` search in model processes? nmt's own engine on a CPU can; CTranslate2
     searches outside the interpreter lock already, and a GPU runs one batch at a time."""
@@ -69,6 +79,7 @@ class ModelProcess:
         self.translator, self.threads, self.name = translator, threads, name
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
+        self._ready = False  # the child has the Translator and waits for calls
 
     # -- the parent's side -------------------------------------------------------------------
 
@@ -91,21 +102,32 @@ class ModelProcess:
         connection = self._live_connection()
         try:
             connection.send(self.translator)  # torch's pickler: tensors go by shared memory
+        except RuntimeError as exc:  # a tensor could not be moved into shared memory
+            self._kill()
+            raise ModelProcessFailed(
+                f"the model's weights do not fit in shared memory ({_shared_memory_free()}): {exc}"
+            ) from exc
+        try:
             if not connection.poll(START_TIMEOUT):
-                raise ModelProcessDied(f"{self.name} did not start within {START_TIMEOUT:.0f} s")
+                raise ModelProcessFailed(f"{self.name} did not start within {START_TIMEOUT:.0f} s")
             answer = self._receive()
         except (EOFError, OSError) as exc:
-            raise ModelProcessDied(f"{self.name} did not start ({self._exit_status()})") from exc
+            raise ModelProcessFailed(f"{self.name} did not start ({self._exit_status()})") from exc
         if answer != ("ready",):
-            raise ModelProcessDied(f"{self.name} did not start: {answer!r}")
+            raise ModelProcessFailed(f"{self.name} did not start: {answer!r}")
+        self._ready = True
 
     def start(self) -> None:
         self.launch()
         self.connect()
 
     def stop(self) -> None:
-        """Tell the child to exit; kill it if it has not within STOP_TIMEOUT."""
+        """Tell the child to exit; kill it if it has not within STOP_TIMEOUT (or if it never
+        got the Translator: it would not understand)."""
         if self._process is None or self._connection is None:
+            return
+        if not self._ready:
+            self._kill()
             return
         with suppress(OSError):  # it is gone already
             self._send(None)
@@ -115,6 +137,7 @@ class ModelProcess:
             self._process.join()
         self._connection.close()
         self._process = self._connection = None
+        self._ready = False
 
     @property
     def pid(self) -> int | None:
@@ -133,6 +156,8 @@ class ModelProcess:
         """The Translator's ``translate_nbest``, searched in the child."""
         if "observer" in kwargs:
             raise TypeError("an observer sees the search in its own process: not in a child's")
+        if self._connection is None:
+            self.start()  # the last restart failed: try again (ModelProcessFailed if it fails)
         call = (list(sentences), options, return_attention, kwargs, wanted is not None)
         try:
             outcome = self._exchange(call, on_done, wanted)
@@ -172,15 +197,22 @@ class ModelProcess:
             else:
                 return payload[0]
 
-    def _restart(self) -> None:
+    def _kill(self) -> None:
         if self._process is not None:
             self._process.kill()
             self._process.join()
         if self._connection is not None:
             self._connection.close()
         self._process = self._connection = None
+        self._ready = False
+
+    def _restart(self) -> None:
+        self._kill()
         log.warning("restarting %s", self.name)
-        self.start()
+        try:
+            self.start()
+        except ModelProcessFailed:
+            log.exception("%s could not be restarted; the next batch tries again", self.name)
 
     def _exit_status(self) -> str:
         if self._process is None:
@@ -249,6 +281,14 @@ def _serve_calls(connection: Connection, threads: int) -> None:
                 send(("translated", results))
     except (EOFError, OSError):
         return  # the parent is gone
+
+
+def _shared_memory_free() -> str:
+    try:
+        free = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return "no /dev/shm"
+    return f"/dev/shm has {free / 2**20:.0f} MiB free; a container's is set by --shm-size"
 
 
 def _portable(exc: Exception) -> Exception:

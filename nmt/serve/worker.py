@@ -65,7 +65,7 @@ from nmt.decoding.search import Observer
 from nmt.decoding.translator import Translation, TranslationDone, Translator, Wanted
 from nmt.device import check_device
 from nmt.errors import NmtError
-from nmt.serve.processes import ModelProcess
+from nmt.serve.processes import ModelProcess, ModelProcessFailed
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +262,16 @@ class BatchingWorker:
 
     def start(self) -> None:
         """Start the model processes (if any: seconds, each importing torch), then the threads."""
-        for process in self._processes:
-            process.launch()
-        for process in self._processes:
-            process.connect()
+        try:
+            for process in self._processes:
+                process.launch()
+            for process in self._processes:
+                process.connect()
+        except ModelProcessFailed as exc:
+            log.warning("no model processes (%s): the model threads search in this process", exc)
+            for process in self._processes:
+                process.stop()
+            self._processes = []
         if self._processes:
             pids = ", ".join(str(process.pid) for process in self._processes)
             log.info("each model thread searches in a process of its own: pids %s", pids)

@@ -4,6 +4,7 @@ it, and one that dies fails only its call."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+import torch
 
 from nmt.config import DecodingConfig
 from nmt.decoding.shortlist import build_for_model
@@ -169,6 +171,32 @@ def test_a_child_that_dies_fails_its_call_and_is_replaced(translator: Translator
     finally:
         process.stop()
     assert process.pid is None
+
+
+def test_without_room_in_shared_memory_the_worker_searches_here(
+    trained_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A container's /dev/shm is 64 MB unless it is given more: a model that does not fit
+    there is searched in the server's process, and the log says why and what to change."""
+    translator = Translator.load(trained_model_dir)  # tensors of its own, not shared yet
+
+    def no_room(storage: torch.UntypedStorage) -> None:
+        raise RuntimeError("unable to allocate shared memory(shm): No space left on device (28)")
+
+    monkeypatch.setattr(torch.UntypedStorage, "_share_fd_cpu_", no_room)
+    worker = BatchingWorker(
+        translator, batching=True, max_wait=0.0, batch_tokens=1000, workers=2, processes=True
+    )
+    with caplog.at_level(logging.WARNING, logger="nmt.serve.worker"):
+        worker.start()
+    try:
+        assert worker._processes == []
+        future = worker.submit(["a cat"], translator.default_options, attention=False, num_tokens=3)
+        answer = future.result(TIMEOUT)[0][0].text
+    finally:
+        worker.stop(TIMEOUT)
+    assert answer == translator.translate(["a cat"])[0]
+    assert "do not fit in shared memory" in caplog.text and "--shm-size" in caplog.text
 
 
 def test_only_nmts_own_engine_on_a_cpu_runs_apart(translator: Translator) -> None:
