@@ -86,7 +86,10 @@ class ModelProcess:
     def launch(self) -> None:
         """Start the child, forked from the fork server (which imports torch the first time:
         seconds); launch several, then :meth:`connect` each, so that they unpickle at once."""
-        context = torch.multiprocessing.get_context("forkserver")
+        try:
+            context = torch.multiprocessing.get_context("forkserver")
+        except ValueError as exc:  # Windows has none
+            raise ModelProcessFailed(f"no fork server on this platform: {exc}") from exc
         context.set_forkserver_preload([__name__])  # torch, for every child to share
         parent_end, child_end = context.Pipe()
         process = context.Process(
