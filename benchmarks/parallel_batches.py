@@ -9,10 +9,11 @@ then ``--cores`` threads each translating its own batches on one thread (what `n
 one-thread model process of its own (what `nmt serve --workers` does, nmt.serve.processes).
 Prints sentences/s (medians of ``--repeats``) and the ratios.
 
-Two more rows on one thread show what the windows' mixed lengths cost, the loss continuous
-batching would win back (docs/serve.md): the same sentences sorted by length before they are cut
-into windows (a window's sentences then end at about the same step), and all of them in one
-call (the Translator sorts them and cuts batches of ``max_tokens``, as offline translation does).
+More rows show what the windows' mixed lengths cost, the loss continuous batching would win
+back (docs/serve.md): the same sentences sorted by length before they are cut into windows (a
+window's sentences then end at about the same step), in the model processes and on one thread,
+and all of them in one call on one thread (the Translator sorts them and cuts batches of
+``max_tokens``, as offline translation does).
 
     .venv/bin/python benchmarks/parallel_batches.py runs/quickstart/averaged
 """
@@ -88,6 +89,7 @@ def main() -> None:
         "one batch at a time on 1 thread": (1, one, windows),
         f"{args.cores} one-thread batches side by side": (1, side_by_side, windows),
         f"{args.cores} one-thread model processes side by side": (1, [*children], windows),
+        f"{args.cores} model processes, length-sorted windows": (1, [*children], sorted_windows),
         "1 thread, windows of length-sorted sentences": (1, one, sorted_windows),
         "1 thread, all sentences in one call": (1, one, [sentences]),
     }
@@ -105,7 +107,7 @@ def main() -> None:
         f"medians of {args.repeats}:"
     )
     for name, rate in medians.items():
-        print(f"  {name:45} {rate:7.1f}   ×{rate / reference:.2f}")
+        print(f"  {name:48} {rate:7.1f}   ×{rate / reference:.2f}")
 
 
 if __name__ == "__main__":
