@@ -261,7 +261,8 @@ class BatchingWorker:
         return self._stopping
 
     def start(self) -> None:
-        """Start the model processes (if any: seconds, each importing torch), then the threads."""
+        """Start the model processes (if any: seconds, as the fork server imports torch), then
+        the threads; without them (ModelProcessFailed) the threads search in this process."""
         try:
             for process in self._processes:
                 process.launch()
