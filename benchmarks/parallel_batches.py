@@ -13,7 +13,9 @@ More rows show what the windows' mixed lengths cost, the loss continuous batchin
 back (docs/serve.md): the same sentences sorted by length before they are cut into windows (a
 window's sentences then end at about the same step), in the model processes and on one thread,
 and all of them in one call on one thread (the Translator sorts them and cuts batches of
-``max_tokens``, as offline translation does).
+``max_tokens``, as offline translation does). The last two rows are offline translation: all
+sentences in one call on ``--cores`` threads (what `nmt translate` does), and a share of them
+in one call in each model process.
 
     .venv/bin/python benchmarks/parallel_batches.py runs/quickstart/averaged
 """
@@ -92,6 +94,13 @@ def main() -> None:
         f"{args.cores} model processes, length-sorted windows": (1, [*children], sorted_windows),
         "1 thread, windows of length-sorted sentences": (1, one, sorted_windows),
         "1 thread, all sentences in one call": (1, one, [sentences]),
+        # Offline translation as `nmt translate` runs it, and split between the processes.
+        f"{args.cores} threads, all sentences in one call": (args.cores, one, [sentences]),
+        f"{args.cores} model processes, a share each in one call": (
+            1,
+            [*children],
+            [sentences[i :: args.cores] for i in range(args.cores)],
+        ),
     }
     rates: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(args.repeats):  # alternating, so that a slow spell hits every setup
