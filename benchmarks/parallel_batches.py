@@ -6,7 +6,7 @@ forms when that many clients each have one sentence in flight): first one batch 
 ``--cores`` threads (PyTorch's intra-op parallelism), then one batch at a time on one thread,
 then ``--cores`` threads each translating its own batches on one thread (what `nmt serve
 --workers --no-model-processes` does), then ``--cores`` threads each handing its batches to a
-one-thread model process of its own (what `nmt serve --workers` does, nmt.serve.processes).
+one-thread model process of its own (what `nmt serve --workers` does, nmt.decoding.processes).
 Prints sentences/s (medians of ``--repeats``) and the ratios.
 
 More rows show what the windows' mixed lengths cost, the loss continuous batching would win
@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 
 from nmt.data.parallel import iter_lines
+from nmt.decoding.processes import ModelProcess
 from nmt.decoding.translator import Translator
 from nmt.machine import describe
-from nmt.serve.processes import ModelProcess
 from nmt.serve.worker import NbestTranslator
 
 

@@ -106,7 +106,7 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (to a model process, nmt.serve.processes) as its int8 values and scales:
+        """Pickled (to a model process, nmt.decoding.processes) as its int8 values and scales:
         fbgemm's packed weight does not survive torch's shared-memory pickling, and packing
         again is quick."""
         state = self.__dict__.copy()

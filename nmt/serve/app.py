@@ -33,6 +33,7 @@ from safetensors import safe_open
 from nmt.config import DecodingConfig, load_config
 from nmt.data.tokenizer import Tokenizer, load_tokenizer
 from nmt.decoding.alignment import pharaoh, word_alignment_of
+from nmt.decoding.processes import runs_apart
 from nmt.decoding.trace import BeamTrace
 from nmt.decoding.translator import Translation, Translator
 from nmt.errors import NmtError
@@ -44,7 +45,6 @@ from nmt.serve.limits import (
     ServeSettings,
     check_beam_size,
 )
-from nmt.serve.processes import runs_apart
 from nmt.serve.schema import (
     AttentionMap,
     Health,

@@ -12,7 +12,7 @@ a CPU two single-threaded batches side by side translate more sentences per seco
 batch on two threads (benchmarks/parallel_batches.py; the figures are in docs/serve.md).
 PyTorch releases the GIL inside its operations, but the Python between them takes turns at it:
 with ``processes``, each thread hands its batches to a model process of its own
-(nmt.serve.processes), which shares the model's weights; a beam-search trace is still searched
+(nmt.decoding.processes), which shares the model's weights; a beam-search trace is still searched
 in this process, where it is read. The model is only read.
 
 With several threads the clients are shared out: a batch takes at most its share of them (the
@@ -61,11 +61,11 @@ from typing import Any, Protocol, cast
 import torch
 
 from nmt.config import DecodingConfig
+from nmt.decoding.processes import ModelProcess, ModelProcessFailed
 from nmt.decoding.search import Observer
 from nmt.decoding.translator import Translation, TranslationDone, Translator, Wanted
 from nmt.device import check_device
 from nmt.errors import NmtError
-from nmt.serve.processes import ModelProcess, ModelProcessFailed
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class BatchingWorker:
     ``batching=False`` translates one request per call (the baseline the load benchmark
     compares against). ``workers``: model threads translating batches side by side;
     ``processes``: each searching in a model process of its own (``translator`` must be nmt's
-    own Translator, nmt.serve.processes.runs_apart).
+    own Translator, nmt.decoding.processes.runs_apart).
     """
 
     def __init__(

@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from nmt.config import DecodingConfig
+from nmt.decoding.processes import ModelProcess, ModelProcessDied, runs_apart
 from nmt.decoding.shortlist import build_for_model
 from nmt.decoding.trace import BeamTrace
 from nmt.decoding.translator import Translation, Translator
 from nmt.errors import NmtError
-from nmt.serve.processes import ModelProcess, ModelProcessDied, runs_apart
 from nmt.serve.worker import BatchingWorker
 from tests.serve.app_client import client_for
 from tests.serve.test_worker import FakeTranslator
