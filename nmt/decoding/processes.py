@@ -1,12 +1,14 @@
-"""Model processes: where the server's model threads run their searches on a CPU.
+"""Model processes: a Translator's searches in child processes, on a CPU.
 
 With several model threads (nmt.serve.worker), each hands its batches to a process of its own
-that holds the same Translator. Why processes: a beam-search step is many small operations with
-Python between them, and the threads of one process take turns at the interpreter lock for that
-Python, with each other and with the event loop that parses the requests. On 2 cores, two
-one-thread processes side by side translated 198.2 sentences/s where two threads of one process
-translated 179.8 (benchmarks/parallel_batches.py), and the server answered 50 clients 186.4
-sentences/s against 149.6 with threads (benchmarks/serve_load.py; docs/serve.md).
+that holds the same Translator.
+
+Why processes: a beam-search step is many small operations with Python between them, and the
+threads of one process take turns at the interpreter lock for that Python, with each other and
+with the event loop that parses the requests. On 2 cores, two one-thread processes side
+by side translated 198.2 sentences/s where two threads of one process translated 179.8
+(benchmarks/parallel_batches.py), and the server answered 50 clients 186.4 sentences/s against
+149.6 with threads (benchmarks/serve_load.py; docs/serve.md).
 
 The weights are not copied: the Translator is sent once through torch.multiprocessing, which
 moves its tensors into shared memory, so every process maps the same pages. The children are
@@ -17,7 +19,7 @@ proportional set size after 400 sentences, against 726 MB spawned). After that, 
 and answers travel pickled by the standard library between this process and the children it
 started. The call is the Translator's own (``translate_nbest``), its callbacks cross back as
 messages: the child asks ``wanted(i)`` and waits for the answer, and passes each finished
-sentence to ``on_done``.
+sentence to ``on_done``; its log records are logged by the parent, as its own.
 
 A child ignores SIGINT and SIGTERM: Ctrl-C in a terminal reaches the whole process group, and
 the server first finishes the requests in flight, then stops its model processes. A child also
@@ -93,7 +95,10 @@ class ModelProcess:
         context.set_forkserver_preload([__name__])  # torch, for every child to share
         parent_end, child_end = context.Pipe()
         process = context.Process(
-            target=_serve_calls, args=(child_end, self.threads), name=self.name, daemon=True
+            target=_serve_calls,
+            args=(child_end, self.threads, logging.getLogger().getEffectiveLevel()),
+            name=self.name,
+            daemon=True,
         )
         process.start()
         child_end.close()
@@ -193,6 +198,9 @@ class ModelProcess:
             elif kind == "done":
                 assert on_done is not None
                 on_done(*payload)
+            elif kind == "log":  # the child's warnings, through this process's logging
+                name, level, text = payload
+                logging.getLogger(name).log(level, "%s", text)
             elif kind == "failed":
                 error, trace = payload
                 error.add_note(f"in the model process {self.name}:\n{trace}")
@@ -244,7 +252,7 @@ class ModelProcess:
 # -- the child's side ---------------------------------------------------------------------------
 
 
-def _serve_calls(connection: Connection, threads: int) -> None:
+def _serve_calls(connection: Connection, threads: int, log_level: int) -> None:
     """The child's main loop: one call at a time until told to stop or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -252,6 +260,13 @@ def _serve_calls(connection: Connection, threads: int) -> None:
 
     def send(message: object) -> None:
         connection.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+    class ToParent(logging.Handler):
+        """Log records go to the parent, which logs them as it logs its own (a truncated
+        source's warning names its line there)."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            send(("log", record.name, record.levelno, record.getMessage()))
 
     def receive() -> Any:
         return pickle.loads(connection.recv_bytes())
@@ -267,6 +282,7 @@ def _serve_calls(connection: Connection, threads: int) -> None:
     try:
         translator: Translator = connection.recv()
         send(("ready",))
+        logging.basicConfig(level=log_level, handlers=[ToParent()], force=True)
         while (message := receive()) is not None:
             _, (sentences, options, attention, kwargs, asks_wanted), passes_on = message
             try:

@@ -7,9 +7,9 @@ them into token-budget batches. Batching requests is what lets a server keep up 
 clients: one beam-search step over 50 sentences costs little more than over one.
 
 Several model threads (``workers``) share the model and the queue, each translating its own
-batch: a decoding step is many small operations that one core runs about as fast as two, so on
-a CPU two single-threaded batches side by side translate more sentences per second than one
-batch on two threads (benchmarks/parallel_batches.py; the figures are in docs/serve.md).
+batch: a decoding step is many small operations, and on a CPU two single-threaded batches side
+by side translate more sentences per second than one batch on two threads (in the server 1.5×;
+benchmarks/parallel_batches.py and docs/serve.md have the figures).
 PyTorch releases the GIL inside its operations, but the Python between them takes turns at it:
 with ``processes``, each thread hands its batches to a model process of its own
 (nmt.decoding.processes), which shares the model's weights; a beam-search trace is still searched

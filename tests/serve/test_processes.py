@@ -132,6 +132,21 @@ def test_an_error_in_the_child_is_raised_here_with_its_traceback(
     assert model_process.translate_nbest(["a cat"])[0][0].text == translator.translate(["a cat"])[0]
 
 
+def test_the_childs_warnings_are_logged_here(
+    translator: Translator, model_process: ModelProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A source longer than the model takes is truncated with a warning naming its line: the
+    child's log record is logged by this process, through its own logging."""
+    assert translator.max_positions is not None
+    long = " ".join(["big red cat"] * translator.max_positions)
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        there = model_process.translate_nbest(["a cat", long], first_line=7)
+    assert there[1][0].truncated
+    warnings = [r for r in caplog.records if "more than the model's limit" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].getMessage().startswith("line 8: ")
+    assert warnings[0].name == "nmt.decoding.translator"
+
+
 def test_ctrl_c_does_not_reach_the_child(
     translator: Translator, model_process: ModelProcess
 ) -> None:
