@@ -66,10 +66,14 @@ class ModelProcessFailed(RuntimeError):
     """A model process could not be started."""
 
 
-def runs_apart(translator: object) -> bool:
-    """Can ``translator`` search in model processes? nmt's own engine on a CPU can; CTranslate2
+def runs_apart(translator: object, workers: int) -> bool:
+    """Should ``workers`` model threads of ``translator`` search in model processes? For nmt's
+    own engine on a CPU, with several threads (the interpreter lock) or with one on several
+    CPU threads: PyTorch's intra-op threads started from a thread other than the main one ran
+    no faster than one (docs/serve.md), and a child searches in its main thread. CTranslate2
     searches outside the interpreter lock already, and a GPU runs one batch at a time."""
-    return type(translator) is Translator and translator.device.type == "cpu"
+    nmt_on_cpu = type(translator) is Translator and translator.device.type == "cpu"
+    return nmt_on_cpu and (workers > 1 or torch.get_num_threads() > 1)
 
 
 class ModelProcess:

@@ -88,7 +88,7 @@ def create_app(
         batch_tokens=settings.batch_tokens or defaults.max_tokens,
         workers=workers,
         fill_wait=settings.fill_wait,
-        processes=settings.model_processes and workers > 1 and runs_apart(translator),
+        processes=settings.model_processes and runs_apart(translator, workers),
     )
     texts = TextTranslator(
         worker, translator, tokenizer=tokenizer, language=info.src_lang, limits=limits

@@ -214,9 +214,15 @@ def test_without_room_in_shared_memory_the_worker_searches_here(
     assert "do not fit in shared memory" in caplog.text and "--shm-size" in caplog.text
 
 
-def test_only_nmts_own_engine_on_a_cpu_runs_apart(translator: Translator) -> None:
-    assert runs_apart(translator)
-    assert not runs_apart(FakeTranslator())
+def test_only_nmts_own_engine_on_a_cpu_runs_apart(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runs_apart(translator, 2)
+    assert not runs_apart(FakeTranslator(), 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert runs_apart(translator, 1)  # one model thread, two CPU threads: in its child's main
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert not runs_apart(translator, 1)
 
 
 def test_a_worker_with_model_processes_answers_as_one_without(translator: Translator) -> None:
