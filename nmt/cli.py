@@ -423,8 +423,9 @@ def _add_serve_verb(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) 
         dest="model_processes",
         action="store_const",
         const=False,
-        help="keep several --workers' searches in the server's process (less memory; by "
-        "default each searches in a process of its own, sharing the weights, which is faster)",
+        help="keep the searches in the server's process (less memory; by default, on a CPU "
+        "with several cores, each model thread searches in a process of its own, sharing the "
+        "weights, which is faster)",
     )
     group = serve.add_argument_group("batching")
     group.add_argument(

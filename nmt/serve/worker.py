@@ -10,10 +10,11 @@ Several model threads (``workers``) share the model and the queue, each translat
 batch: a decoding step is many small operations, and on a CPU two single-threaded batches side
 by side translate more sentences per second than one batch on two threads (in the server 1.5×;
 benchmarks/parallel_batches.py and docs/serve.md have the figures).
-PyTorch releases the GIL inside its operations, but the Python between them takes turns at it:
-with ``processes``, each thread hands its batches to a model process of its own
-(nmt.decoding.processes), which shares the model's weights; a beam-search trace is still searched
-in this process, where it is read. The model is only read.
+PyTorch releases the GIL inside its operations, but the Python between them takes turns at it,
+and its intra-op threads ran slowly when started from a thread other than the main one: with
+``processes``, each thread hands its batches to a model process of its own
+(nmt.decoding.processes), which shares the model's weights; a beam-search trace is still
+searched in this process, where it is read. The model is only read.
 
 With several threads the clients are shared out: a batch takes at most its share of them (the
 number of clients is estimated as the most requests in flight at once lately, a peak kept for
