@@ -104,8 +104,13 @@ class ModelProcess:
             name=self.name,
             daemon=True,
         )
-        process.start()
-        child_end.close()
+        try:
+            process.start()
+        except OSError as exc:  # no fork server (its socket, a process limit)
+            parent_end.close()
+            raise ModelProcessFailed(f"{self.name} could not be started: {exc}") from exc
+        finally:
+            child_end.close()
         self._process, self._connection = process, parent_end
 
     def connect(self) -> None:
