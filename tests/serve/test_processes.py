@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -254,6 +255,40 @@ def test_a_worker_with_model_processes_answers_as_one_without(translator: Transl
     assert trace.steps  # the observer saw the search: it ran in this process
     assert len(children) == 2 and all(pid is not None for pid in children)
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)  # stopped with the worker
+
+
+def test_a_batch_whose_child_died_is_searched_again_in_a_new_one(translator: Translator) -> None:
+    worker = BatchingWorker(
+        translator, batching=True, max_wait=0.2, batch_tokens=1000, workers=1, processes=True
+    )
+    worker.start()
+    try:
+        first = worker._processes[0].pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + TIMEOUT
+        while "State:\tZ" not in _status(first) and Path(f"/proc/{first}").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        texts = ["the dog eats", "a cat", "big red cat sees small blue dog"]
+        futures = [
+            worker.submit([text], translator.default_options, attention=False, num_tokens=4)
+            for text in texts
+        ]
+        got = [future.result(TIMEOUT)[0][0].text for future in futures]
+        replaced = worker._processes[0].pid
+    finally:
+        worker.stop(TIMEOUT)
+    assert got == translator.translate(texts)  # each request searched again, alone
+    assert replaced not in (None, first)
+    assert worker.stats.batches >= 3
+
+
+def _status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
 
 
 def test_the_app_uses_model_processes_as_the_settings_say(
