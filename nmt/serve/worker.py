@@ -242,6 +242,8 @@ class BatchingWorker:
             threading.Thread(target=self._run, args=(i,), name=f"nmt-serve-worker-{i}", daemon=True)
             for i in range(workers)
         ]
+        self._searching = 0  # model threads searching a batch now
+        self._one_cpu_thread = torch.get_num_threads() == 1  # each model thread's
         self._processes: list[ModelProcess] = []
         if processes:
             self._processes = [
@@ -348,10 +350,21 @@ class BatchingWorker:
             groups: dict[str, list[Job]] = {}
             for job in live:
                 groups.setdefault(job.group_key(), []).append(job)
-            for group in groups.values():
-                # A trace is read where it is written: in this process.
-                traced = group[0].observer is not None
-                self._translate(group, self.translator if traced else state.translator)
+            with self._lock:
+                # A lone request while no other thread searches (low load) is searched here:
+                # a model process costs it a few milliseconds (its pipe, and weights in shared
+                # memory; docs/serve.md), and alone it contends for no lock. Not with several
+                # CPU threads, which run slowly from a thread other than the main one.
+                alone = len(live) == 1 and self._searching == 0 and self._one_cpu_thread
+                self._searching += 1
+            try:
+                for group in groups.values():
+                    # A trace is read where it is written: in this process.
+                    here = alone or group[0].observer is not None
+                    self._translate(group, self.translator if here else state.translator)
+            finally:
+                with self._lock:
+                    self._searching -= 1
             state.last_seconds = time.monotonic() - started
 
     def _gather(self, state: _ThreadState) -> list[Job] | None:
