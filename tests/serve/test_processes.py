@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -255,6 +256,42 @@ def test_a_worker_with_model_processes_answers_as_one_without(translator: Transl
     assert trace.steps  # the observer saw the search: it ran in this process
     assert len(children) == 2 and all(pid is not None for pid in children)
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)  # stopped with the worker
+
+
+def test_a_lone_request_is_searched_here_a_batch_in_a_model_process(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At low load a model process only adds its pipe: a lone request, while no other thread
+    searches, stays in this process (with one CPU thread a model thread); a batch goes to the
+    model process."""
+    calls: list[int] = []
+    real = ModelProcess.translate_nbest
+
+    def counted(self: ModelProcess, sentences: list[str], *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(sentences))
+        return real(self, sentences, *args, **kwargs)
+
+    monkeypatch.setattr(ModelProcess, "translate_nbest", counted)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    worker = BatchingWorker(
+        translator, batching=True, max_wait=0.2, batch_tokens=1000, workers=1, processes=True
+    )
+    worker.start()
+    texts = ["the dog eats", "a cat", "big red cat sees small blue dog"]
+    try:
+        lone = worker.submit([texts[0]], translator.default_options, attention=False, num_tokens=4)
+        lone_text = lone.result(TIMEOUT)[0][0].text
+        assert calls == []  # searched here
+        batch = [
+            worker.submit([text], translator.default_options, attention=False, num_tokens=4)
+            for text in texts
+        ]
+        batch_texts = [future.result(TIMEOUT)[0][0].text for future in batch]
+    finally:
+        worker.stop(TIMEOUT)
+    assert calls == [3]  # the three requests, one call in the model process
+    assert lone_text == translator.translate([texts[0]])[0]
+    assert batch_texts == translator.translate(texts)
 
 
 def test_a_batch_whose_child_died_is_searched_again_in_a_new_one(translator: Translator) -> None:
