@@ -149,12 +149,7 @@ class ModelProcess:
         with suppress(OSError):  # it is gone already
             self._send(None)
         self._process.join(STOP_TIMEOUT)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
-        self._connection.close()
-        self._process = self._connection = None
-        self._ready = False
+        self._kill()  # if it is still there; closes the pipe either way
 
     @property
     def pid(self) -> int | None:
