@@ -68,12 +68,12 @@ class ModelProcessFailed(RuntimeError):
 
 def runs_apart(translator: object, workers: int) -> bool:
     """Should ``workers`` model threads of ``translator`` search in model processes? For nmt's
-    own engine on a CPU, with several threads (the interpreter lock) or with one on several
-    CPU threads: PyTorch's intra-op threads started from a thread other than the main one ran
-    no faster than one (docs/serve.md), and a child searches in its main thread. CTranslate2
-    searches outside the interpreter lock already, and a GPU runs one batch at a time."""
+    own engine on a CPU, with several model threads: they would take turns at the interpreter
+    lock. One model thread, whatever its CPU threads, searches as fast in the server's process
+    (faster: no pipe, and its weights in its own memory; docs/serve.md). CTranslate2 searches
+    outside the interpreter lock already, and a GPU runs one batch at a time."""
     nmt_on_cpu = type(translator) is Translator and translator.device.type == "cpu"
-    return nmt_on_cpu and (workers > 1 or torch.get_num_threads() > 1)
+    return nmt_on_cpu and workers > 1
 
 
 class ModelProcess:

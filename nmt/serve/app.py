@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -36,6 +37,7 @@ from nmt.decoding.alignment import pharaoh, word_alignment_of
 from nmt.decoding.processes import runs_apart
 from nmt.decoding.trace import BeamTrace
 from nmt.decoding.translator import Translation, Translator
+from nmt.device import check_device
 from nmt.errors import NmtError
 from nmt.serve.libretranslate import ROUTES as LIBRETRANSLATE_ROUTES
 from nmt.serve.libretranslate import add_libretranslate_routes
@@ -73,8 +75,10 @@ def create_app(
     tokenizer: Tokenizer,
     info: ModelInfo,
     settings: ServeSettings | None = None,
+    threads: int | None = None,
 ) -> FastAPI:
-    """The FastAPI app for ``translator``; its model threads run while the app's lifespan does."""
+    """The FastAPI app for ``translator``; its model threads run while the app's lifespan does,
+    each on ``threads`` CPU threads (None: this thread's setting)."""
     settings = settings or ServeSettings()
     workers = settings.workers or 1  # serve() decides by the device; an app alone gets one
     settings = settings.model_copy(update={"workers": workers})
@@ -89,6 +93,7 @@ def create_app(
         workers=workers,
         fill_wait=settings.fill_wait,
         processes=settings.model_processes and runs_apart(translator, workers),
+        cpu_threads=threads,
     )
     texts = TextTranslator(
         worker, translator, tokenizer=tokenizer, language=info.src_lang, limits=limits
@@ -361,19 +366,27 @@ def serve(
     workers, threads = model_threads(device, workers=settings.workers, threads=threads)
     settings = settings.model_copy(update={"workers": workers})  # /v1/model shows the number
     resolved = [resolve_model_dir(Path(d)) for d in model_dirs]
+    on_cpu = check_device(device).type == "cpu"
+    if engine == "nmt" and on_cpu:
+        # The model threads set their own intra-op threads. This thread keeps one: OpenMP
+        # keeps a team of threads for each thread that starts parallel work, and once the
+        # teams outnumber the cores it makes them sleep between operators, so a model thread's
+        # two intra-op threads ran at a quarter of their speed (a LayerNorm 98 against 22 µs,
+        # benchmarks/intra_op_threads.py) after this thread had loaded the model on two.
+        torch.set_num_threads(1)
     # Translator.load checks that an ensemble's members share their tokenizer.
     translator = Translator.load(
         resolved,
         engine=engine,
         int8=int8,
         device=device,
-        threads=threads,
+        threads=None if engine == "nmt" and on_cpu else threads,
         parallel=workers,
         shortlist=shortlist,
     )
     info = model_info(*resolved, engine=engine, device=device)
     tokenizer = load_tokenizer(resolved[0])
-    app = create_app(translator, tokenizer=tokenizer, info=info, settings=settings)
+    app = create_app(translator, tokenizer=tokenizer, info=info, settings=settings, threads=threads)
     log.info("%d model thread(s), %s CPU thread(s) each", workers, threads or "PyTorch's")
     what = " + ".join(str(d) for d in resolved)
     log.info("serving %s on http://%s:%d (the page at /, the API at /docs)", what, host, port)

@@ -56,9 +56,9 @@ class ServeSettings(BaseModel):
     """Model threads translating batches side by side; None: on a CPU one per core PyTorch
     would use (each then single-threaded), on a GPU one."""
     model_processes: bool = True
-    """nmt's engine on a CPU, with several model threads or one on several CPU threads: each
-    model thread searches in a process of its own (the weights shared; nmt.decoding.processes
-    says why); False: all in the server's process (less memory)."""
+    """nmt's engine on a CPU, with several model threads: each searches in a process of its
+    own (the weights shared; nmt.decoding.processes says why); False: all in the server's
+    process (less memory)."""
     fill_wait: float = Field(0.3, ge=0.0, le=1.0)
     """With several model threads: how long (a fraction of its last batch's time) a thread
     waits for its share of the clients before translating fewer."""

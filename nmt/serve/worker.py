@@ -10,11 +10,11 @@ Several model threads (``workers``) share the model and the queue, each translat
 batch: a decoding step is many small operations, and on a CPU two single-threaded batches side
 by side translate more sentences per second than one batch on two threads (in the server 1.5×;
 benchmarks/parallel_batches.py and docs/serve.md have the figures).
-PyTorch releases the GIL inside its operations, but the Python between them takes turns at it,
-and its intra-op threads ran slowly when started from a thread other than the main one: with
-``processes``, each thread hands its batches to a model process of its own
+PyTorch releases the GIL inside its operations, but the Python between them takes turns at it:
+with ``processes``, each thread hands its batches to a model process of its own
 (nmt.decoding.processes), which shares the model's weights; a beam-search trace is still
-searched in this process, where it is read. The model is only read.
+searched in this process, where it is read. The model is only read. Each model thread sets
+its own intra-op threads (``cpu_threads``): OpenMP keeps that setting per thread.
 
 With several threads the clients are shared out: a batch takes at most its share of them (the
 number of clients is estimated as the most requests in flight at once lately, a peak kept for
@@ -203,7 +203,8 @@ class BatchingWorker:
     ``batching=False`` translates one request per call (the baseline the load benchmark
     compares against). ``workers``: model threads translating batches side by side;
     ``processes``: each searching in a model process of its own (``translator`` must be nmt's
-    own Translator, nmt.decoding.processes.runs_apart).
+    own Translator, nmt.decoding.processes.runs_apart). ``cpu_threads``: PyTorch's intra-op
+    threads for each model thread (None: the constructing thread's setting).
     """
 
     def __init__(
@@ -216,6 +217,7 @@ class BatchingWorker:
         workers: int = 1,
         fill_wait: float = 0.0,
         processes: bool = False,
+        cpu_threads: int | None = None,
     ) -> None:
         if max_wait < 0 or batch_tokens < 1 or workers < 1 or fill_wait < 0:
             raise ValueError(
@@ -243,13 +245,13 @@ class BatchingWorker:
             for i in range(workers)
         ]
         self._searching = 0  # model threads searching a batch now
-        self._one_cpu_thread = torch.get_num_threads() == 1  # each model thread's
+        self.cpu_threads = cpu_threads or torch.get_num_threads()  # each model thread's
         self._processes: list[ModelProcess] = []
         if processes:
             self._processes = [
                 ModelProcess(
                     cast(Translator, translator),
-                    threads=torch.get_num_threads(),
+                    threads=self.cpu_threads,
                     name=f"nmt-serve-model-{i}",
                 )
                 for i in range(workers)
@@ -338,6 +340,9 @@ class BatchingWorker:
     # -- the thread -------------------------------------------------------------------------
 
     def _run(self, number: int) -> None:
+        # A thread's own setting: PyTorch's intra-op threads are OpenMP's, whose count is kept
+        # per thread that starts parallel work (nmt.serve.app.serve keeps its main thread's 1).
+        torch.set_num_threads(self.cpu_threads)
         state = _ThreadState(self._processes[number] if self._processes else self.translator)
         while (jobs := self._gather(state)) is not None:
             started = time.monotonic()
@@ -354,8 +359,8 @@ class BatchingWorker:
                 # A lone request while no other thread searches (low load) is searched here:
                 # a model process costs it a few milliseconds (its pipe, and weights in shared
                 # memory; docs/serve.md), and alone it contends for no lock. Not with several
-                # CPU threads, which run slowly from a thread other than the main one.
-                alone = len(live) == 1 and self._searching == 0 and self._one_cpu_thread
+                # CPU threads: several model threads' OpenMP teams could outnumber the cores.
+                alone = len(live) == 1 and self._searching == 0 and self.cpu_threads == 1
                 self._searching += 1
             try:
                 for group in groups.values():

@@ -222,9 +222,7 @@ def test_only_nmts_own_engine_on_a_cpu_runs_apart(
     assert runs_apart(translator, 2)
     assert not runs_apart(FakeTranslator(), 2)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert runs_apart(translator, 1)  # one model thread, two CPU threads: in its child's main
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert not runs_apart(translator, 1)
+    assert not runs_apart(translator, 1)  # one model thread, on two CPU threads: here
 
 
 def test_a_worker_with_model_processes_answers_as_one_without(translator: Translator) -> None:
@@ -341,3 +339,30 @@ def test_the_app_uses_model_processes_as_the_settings_say(
                 == translator.translate(["the dog eats"])[0]
             )
             assert c.get("/v1/model").json()["server"]["model_processes"] is processes
+
+
+def test_serve_keeps_its_main_thread_at_one_cpu_thread(
+    trained_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenMP's teams: once this thread had loaded the model on two threads, a model thread's
+    # own two ran at a quarter of their speed (docs/serve.md).
+    import uvicorn
+
+    from nmt.serve.app import serve
+    from nmt.serve.limits import ServeSettings
+
+    seen: dict[str, Any] = {}
+
+    def run(app: Any, **_: object) -> None:
+        seen["main"] = torch.get_num_threads()
+        seen["worker"] = app.state.worker
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    before = torch.get_num_threads()
+    try:
+        serve([trained_model_dir], threads=2, settings=ServeSettings(workers=1))
+    finally:
+        torch.set_num_threads(before)
+    assert seen["main"] == 1
+    assert seen["worker"].cpu_threads == 2
+    assert not seen["worker"]._processes  # one model thread on two CPU threads: here

@@ -504,3 +504,29 @@ def test_a_request_cancelled_during_its_call_is_not_searched_further(
     assert len(translator.searched) == 1  # the batch under way ended; no later one began
     assert worker.stats.cut_short == 1 and worker.stats.requests == 0
     assert worker.stats.in_flight == 0
+
+
+class RecordsCpuThreads(FakeTranslator):
+    """Notes PyTorch's intra-op thread count in the model thread that calls it."""
+
+    def translate_nbest(  # type: ignore[override]
+        self, sentences: Sequence[str], options: DecodingConfig | None = None, **kwargs: object
+    ) -> list[list[Translation]]:
+        self.cpu_threads = torch.get_num_threads()
+        return super().translate_nbest(sentences, options, **kwargs)  # type: ignore[arg-type]
+
+
+def test_each_model_thread_sets_its_own_cpu_threads() -> None:
+    # The server's main thread stays at one (nmt.serve.app.serve); a model thread must not
+    # inherit that, nor OpenMP's default for a new thread.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        translator = RecordsCpuThreads()
+        worker = make_worker(translator, cpu_threads=3)
+        assert texts_of(submit(worker, "a")) == ["A"]
+        worker.stop(TIMEOUT)
+        assert torch.get_num_threads() == 1  # this thread's own setting is left alone
+    finally:
+        torch.set_num_threads(before)
+    assert translator.cpu_threads == 3
