@@ -8,7 +8,7 @@ clients: one beam-search step over 50 sentences costs little more than over one.
 
 Several model threads (``workers``) share the model and the queue, each translating its own
 batch: a decoding step is many small operations, and on a CPU two single-threaded batches side
-by side translate more sentences per second than one batch on two threads (in the server 1.5×;
+by side translate more sentences per second than one batch on two threads (in the server 1.16×;
 benchmarks/parallel_batches.py and docs/serve.md have the figures).
 PyTorch releases the GIL inside its operations, but the Python between them takes turns at it:
 with ``processes``, each thread hands its batches to a model process of its own
