@@ -53,9 +53,10 @@ def sentences_per_second(engines: Sequence[NbestTranslator], windows: list[list[
 
     started = time.perf_counter()
     if len(engines) == 1:
-        # In this thread: PyTorch's intra-op threads started from another Python thread ran
-        # about a quarter slower (2 threads, all sentences in one call: 203.9 sentences/s from a
-        # worker thread against 265 from the main one, 2026-12-06).
+        # In this thread: PyTorch's intra-op threads in another Python thread, once this one
+        # has run parallel work, ran about a quarter slower (2 threads, all sentences in one
+        # call: 203.9 sentences/s against 265, 2026-12-06): OpenMP's teams of the two threads
+        # outnumber the cores and sleep between operators (benchmarks/intra_op_threads.py).
         work(engines[0])
         return sum(len(w) for w in windows) / (time.perf_counter() - started)
     workers = [threading.Thread(target=work, args=(engine,)) for engine in engines]
