@@ -12,12 +12,16 @@ translation, depended on which other sentences shared its batch. With one scale 
 exact integer sums, a row's output depends on that row alone: a sentence translates the same
 alone and in any batch (tests/decoding/test_int8.py). CTranslate2's int8 does the same.
 
-Which kernel: fbgemm's, with prepacked weights, as ``quantize_dynamic`` used, fed per-row
-quantized input (see ``Int8Linear``). ``torch._int_mm`` (oneDNN; what torchao's int8 layers
+Which kernel: oneDNN's int8 inner product with the weight packed once
+(``onednn::qlinear_pointwise``, what PyTorch's x86 quantization backend compiles to), fed the
+per-row quantized input as int8: at the OPUS-MT shape's layers, two threads, 2–6× faster than
+fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses, and nmt until 2026-12-06),
+as it uses the CPU's AMX or VNNI int8 units. fbgemm's stays for builds without oneDNN's; both
+give the same floats, bit for bit. ``torch._int_mm`` (oneDNN too; what torchao's int8 layers
 call) takes per-row scales directly but repacks the weight at every call: on the 58k-piece
-output projection at 128 rows it was no faster than float32, where fbgemm is twice as fast.
-torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and would add
-a dependency. docs/engines.md gives the measured comparison.
+output projection at 128 rows it was no faster than float32. torchao's
+``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and would add a
+dependency. docs/engines.md gives the measured comparison.
 """
 
 from __future__ import annotations
@@ -54,71 +58,122 @@ def row_scales(x: Tensor) -> Tensor:
 class Int8Linear(nn.Module):
     """y = x·Wᵀ + b with W in int8 (per output feature scales) and x quantized per row.
 
-    The int8 matmul is fbgemm's (``quantized::linear_dynamic``, with the weight prepacked once),
-    which itself takes one input scale per tensor: it is handed the input already quantized
-    per row, as integer-valued floats in [-127, 127], plus one extra row holding -128 and 127,
-    so that the scale it derives from the tensor's range is exactly 1 and its zero point 128:
-    quantizing integers with scale 1 changes nothing, its int32 sums are exact, and it returns
-    them times the weight scales. Each row is then multiplied by its own scale.
+    The int8 matmul takes one input scale for the whole tensor, so it is handed the input
+    already quantized per row, as integers with scale 1: its int32 sums are exact, it returns
+    them times the weight scales, and each row is then multiplied by its own scale.
+
+    Two kernels (``kernel``), the same numbers: oneDNN's (``onednn::qlinear_pointwise``, the
+    int8 inner product PyTorch's x86 quantization backend compiles to, the weight packed once),
+    which takes the int8 rows as they are and uses AMX or VNNI where the CPU has them; and,
+    where oneDNN's is missing from the build, fbgemm's (``quantized::linear_dynamic``), which
+    quantizes its float input itself: it gets the integer-valued floats plus one extra row
+    holding -128 and 127, so that the scale it derives is exactly 1 and its zero point 128.
+    oneDNN's was 2–6× faster here (docs/engines.md).
     """
 
     bias: Tensor | None
+    weight_scale: Tensor
+    zero_points: Tensor
     range_row: Tensor
 
-    def __init__(self, linear: nn.Linear, bias: Tensor | None = None) -> None:
-        """``bias``: the bias to add, if not the layer's own (a folded output bias)."""
+    def __init__(
+        self, linear: nn.Linear, bias: Tensor | None = None, *, kernel: str | None = None
+    ) -> None:
+        """``bias``: the bias to add, if not the layer's own (a folded output bias);
+        ``kernel``: "onednn" or "fbgemm" (None: oneDNN's where the build has it)."""
         super().__init__()
-        self.in_features, self.out_features = linear.in_features, linear.out_features
         weight, weight_scale = quantize_rows(linear.weight.detach().float())
-        self.packed = _prepack(weight, weight_scale.squeeze(1).double())
         bias = linear.bias if bias is None else bias
+        self._setup(weight, weight_scale.squeeze(1), bias, kernel or default_kernel())
+
+    def _setup(self, weight: Tensor, scales: Tensor, bias: Tensor | None, kernel: str) -> None:
+        self.out_features, self.in_features = weight.shape
+        self.kernel = kernel
+        self._pack(weight, scales)
         bias = None if bias is None else bias.detach().float().clone()
         self.register_buffer("bias", bias)
-        range_row = torch.zeros(self.in_features)
-        range_row[0], range_row[-1] = -INT8_MAX - 1, INT8_MAX
-        self.register_buffer("range_row", range_row, persistent=False)
+
+    def _pack(self, weight: Tensor, scales: Tensor) -> None:
+        """Keep int8 ``weight`` (out, in) with float32 ``scales`` (out,) in the kernel's form."""
+        if self.kernel == "onednn":
+            self.packed = torch.ops.onednn.qlinear_prepack(weight, None)  # (in, out), blocked
+            self.register_buffer("weight_scale", scales, persistent=False)
+            zero_points = torch.zeros(len(weight), dtype=torch.long)
+            self.register_buffer("zero_points", zero_points, persistent=False)
+        else:
+            self.packed = _prepack(weight, scales.double())
+            range_row = torch.zeros(self.in_features)
+            range_row[0], range_row[-1] = -INT8_MAX - 1, INT8_MAX
+            self.register_buffer("range_row", range_row, persistent=False)
+
+    def int8_weight(self) -> tuple[Tensor, Tensor]:
+        """The int8 weight (out, in) and its float32 scales (out,), unpacked."""
+        if self.kernel == "onednn":
+            return self.packed.to_dense().t().contiguous(), self.weight_scale
+        qweight, _ = torch.ops.quantized.linear_unpack(self.packed)
+        return qweight.int_repr(), qweight.q_per_channel_scales().float()
 
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, self.in_features)  # (R, in)
         count = rows.size(0)
         scale = row_scales(rows)  # (R, 1)
-        values = rows.new_empty(count + 1, self.in_features)  # the rows, then the range row
-        torch.div(rows, scale, out=values[:count]).round_()
-        values[count] = self.range_row
-        # (R, out): the exact int32 sums times the weight scales, without the range row.
-        sums = torch.ops.quantized.linear_dynamic(values, self.packed, False)[:count]
-        out = sums.mul_(scale) if self.bias is None else torch.addcmul(self.bias, sums, scale)
+        if self.kernel == "onednn":
+            values = torch.div(rows, scale).round_().to(torch.int8)
+            sums = torch.ops.onednn.qlinear_pointwise(
+                values, 1.0, 0, self.packed, self.weight_scale, self.zero_points,
+                None, 1.0, 0, torch.float32, "none", [], "",
+            )  # fmt: skip
+        else:
+            values = rows.new_empty(count + 1, self.in_features)  # the rows, then the range row
+            torch.div(rows, scale, out=values[:count]).round_()
+            values[count] = self.range_row
+            sums = torch.ops.quantized.linear_dynamic(values, self.packed, False)[:count]
+        # (R, out): the exact int32 sums times the weight scales, times each row's own; in place,
+        # as a fresh (R, out) tensor costs page faults at a large vocabulary.
+        if self.bias is None:
+            out = sums.mul_(scale)
+        else:
+            out = torch.addcmul(self.bias, sums, scale, out=sums)
         return out.view(*x.shape[:-1], self.out_features)
 
     def rows(self, features: Tensor) -> Int8Linear:
         """This layer for the output features ``features`` only (a vocabulary shortlist): the
-        same int8 weights and scales, prepacked anew."""
-        qweight, _ = torch.ops.quantized.linear_unpack(self.packed)
-        linear = nn.Linear(self.in_features, features.numel(), bias=self.bias is not None)
-        with torch.no_grad():
-            # Dequantized rows quantize back to the same int8 values and scales.
-            linear.weight.copy_(qweight.dequantize().index_select(0, features))
-            if self.bias is not None:
-                linear.bias.copy_(self.bias[features])
-        return Int8Linear(linear)
+        same int8 weights and scales, packed anew."""
+        weight, scales = self.int8_weight()
+        layer = Int8Linear.__new__(Int8Linear)
+        nn.Module.__init__(layer)
+        bias = None if self.bias is None else self.bias[features]
+        layer._setup(weight[features], scales[features], bias, self.kernel)
+        return layer
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (to a model process, nmt.decoding.processes) as its int8 values and scales:
-        fbgemm's packed weight does not survive torch's shared-memory pickling, and packing
-        again is quick."""
+        a packed weight (fbgemm's, or oneDNN's blocked tensor) does not survive torch's
+        shared-memory pickling, and packing again is quick."""
         state = self.__dict__.copy()
-        qweight, _ = torch.ops.quantized.linear_unpack(state.pop("packed"))
-        state["int8_weight"] = (qweight.int_repr(), qweight.q_per_channel_scales())
+        state["int8_weight"] = self.int8_weight()
+        del state["packed"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         weight, scales = state.pop("int8_weight")
         super().__setstate__(state)
         _use_x86_kernels()  # in a new process, as quantize_int8 did in the first
-        self.packed = _prepack(weight, scales)
+        if self.kernel == "onednn":
+            self.packed = torch.ops.onednn.qlinear_prepack(weight, None)
+        else:
+            self.packed = _prepack(weight, scales.double())
+
+
+def default_kernel() -> str:
+    """oneDNN's int8 inner product where this PyTorch build has it, else fbgemm's."""
+    has_onednn = torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.onednn, "qlinear_pointwise"
+    )
+    return "onednn" if has_onednn else "fbgemm"
 
 
 def _use_x86_kernels() -> None:

@@ -2,6 +2,7 @@
 translates the same alone and inside any batch."""
 
 import copy
+import pickle
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,11 @@ def test_int8_quantizes_every_linear_layer(trained_model_dir: Path) -> None:
     assert not any(type(m) is nn.Linear for m in model.modules())
 
 
-def test_int8_linear_matches_the_textbook_formula() -> None:
+KERNELS = pytest.mark.parametrize("kernel", ["onednn", "fbgemm"])
+
+
+@KERNELS
+def test_int8_linear_matches_the_textbook_formula(kernel: str) -> None:
     """Per output feature weight scales, per row input scales, exact integer sums."""
     torch.manual_seed(0)
     linear = nn.Linear(24, 10)
@@ -44,7 +49,7 @@ def test_int8_linear_matches_the_textbook_formula() -> None:
     x_scale = x.abs().amax(-1, keepdim=True) / 127  # (3, 5, 1)
     x_int = torch.round(x / x_scale)
     expected = (x_int.double() @ w_int.double().T) * x_scale * w_scale.T + linear.bias
-    got = Int8Linear(linear)(x)
+    got = Int8Linear(linear, kernel=kernel)(x)
     assert got.shape == (3, 5, 10)
     torch.testing.assert_close(got.double(), expected.detach(), rtol=1e-5, atol=1e-6)
     # Quantization error is relative to each row's own size, even for the tiny rows.
@@ -53,14 +58,53 @@ def test_int8_linear_matches_the_textbook_formula() -> None:
     assert float(error.max()) < 0.05
 
 
-def test_a_row_is_computed_the_same_in_any_batch() -> None:
+@KERNELS
+def test_a_row_is_computed_the_same_in_any_batch(kernel: str) -> None:
     """The bug this layer fixes: with one scale for the whole input, a large neighbour (or
     padding) changed every other row's rounding."""
     torch.manual_seed(0)
-    layer = Int8Linear(nn.Linear(64, 32))
+    layer = Int8Linear(nn.Linear(64, 32), kernel=kernel)
     row = torch.randn(1, 64)
     neighbours = torch.cat([row, 50 * torch.randn(7, 64), torch.zeros(4, 64)])
     assert torch.equal(layer(row)[0], layer(neighbours)[0])
+    many = torch.cat([neighbours, torch.randn(200, 64)])  # other kernels' paths at more rows
+    assert torch.equal(layer(row)[0], layer(many)[0])
+
+
+def test_the_two_kernels_compute_the_same_numbers() -> None:
+    """oneDNN's int8 inner product and fbgemm's take the same integers and scales: the same
+    floats come out, bit for bit, so which one a build has never changes a translation."""
+    torch.manual_seed(0)
+    for width, features in [(24, 10), (512, 2048), (2048, 512)]:
+        linear = nn.Linear(width, features)
+        x = torch.randn(37, width) * torch.logspace(-2, 2, 37)[:, None]
+        onednn = Int8Linear(linear, kernel="onednn")(x)
+        fbgemm = Int8Linear(linear, kernel="fbgemm")(x)
+        assert torch.equal(onednn, fbgemm), float((onednn - fbgemm).abs().max())
+
+
+@KERNELS
+def test_a_shortlist_of_an_int8_layer_keeps_its_numbers(kernel: str) -> None:
+    """``rows`` (a vocabulary shortlist's cut) packs the same int8 weights and scales anew: the
+    logits of the kept features are exactly the full layer's."""
+    torch.manual_seed(0)
+    layer = Int8Linear(nn.Linear(64, 300), kernel=kernel)
+    features = torch.tensor([0, 3, 4, 150, 299])
+    x = torch.randn(6, 64)
+    cut = layer.rows(features)
+    assert (cut.out_features, cut.kernel) == (5, kernel)
+    assert torch.equal(cut(x), layer(x)[:, features])
+
+
+@KERNELS
+def test_an_int8_layer_survives_pickling(kernel: str) -> None:
+    """As it is sent to a model process (nmt.decoding.processes): its packed weight is rebuilt
+    from the int8 values, which give the same outputs."""
+    torch.manual_seed(0)
+    layer = Int8Linear(nn.Linear(64, 32), kernel=kernel)
+    x = torch.randn(5, 64)
+    again = pickle.loads(pickle.dumps(layer))
+    assert again.kernel == kernel and torch.equal(again(x), layer(x))
 
 
 def test_int8_outputs_stay_close_to_float32(trained_model_dir: Path, toy_corpus: Path) -> None:
