@@ -14,14 +14,14 @@ alone and in any batch (tests/decoding/test_int8.py). CTranslate2's int8 does th
 
 Which kernel: oneDNN's int8 inner product with the weight packed once
 (``onednn::qlinear_pointwise``, what PyTorch's x86 quantization backend compiles to), fed the
-per-row quantized input as int8: at the OPUS-MT shape's layers, two threads, 2–6× faster than
-fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses, and nmt until 2026-12-06),
-as it uses the CPU's AMX or VNNI int8 units. fbgemm's stays for builds without oneDNN's; both
-give the same floats, bit for bit. ``torch._int_mm`` (oneDNN too; what torchao's int8 layers
-call) takes per-row scales directly but repacks the weight at every call: on the 58k-piece
-output projection at 128 rows it was no faster than float32. torchao's
-``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and would add a
-dependency. docs/engines.md gives the measured comparison.
+per-row quantized input as int8: at the OPUS-MT shape's layers at 128 rows, two threads,
+1.6–3.9× faster than fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses,
+and nmt until 2026-12-06; about even at a few rows), as it uses the CPU's AMX or VNNI int8
+units. fbgemm's stays for builds without oneDNN's; both give the same floats, bit for bit.
+``torch._int_mm`` (oneDNN too; what torchao's int8 layers call) takes per-row scales directly
+but repacks the weight at every call: on the 58k-piece output projection at 128 rows it was no
+faster than float32. torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for
+``torch.compile`` and would add a dependency. docs/engines.md gives the measured comparison.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Int8Linear(nn.Module):
     where oneDNN's is missing from the build, fbgemm's (``quantized::linear_dynamic``), which
     quantizes its float input itself: it gets the integer-valued floats plus one extra row
     holding -128 and 127, so that the scale it derives is exactly 1 and its zero point 128.
-    oneDNN's was 2–6× faster here (docs/engines.md).
+    oneDNN's was 1.6–3.9× faster here at 128 rows (docs/engines.md).
     """
 
     bias: Tensor | None
