@@ -95,13 +95,12 @@ class Int8Linear(nn.Module):
 
     def _pack(self, weight: Tensor, scales: Tensor) -> None:
         """Keep int8 ``weight`` (out, in) with float32 ``scales`` (out,) in the kernel's form."""
+        self.packed = _packed(self.kernel, weight, scales)
         if self.kernel == "onednn":
-            self.packed = torch.ops.onednn.qlinear_prepack(weight, None)  # (in, out), blocked
             self.register_buffer("weight_scale", scales, persistent=False)
             zero_points = torch.zeros(len(weight), dtype=torch.long)
             self.register_buffer("zero_points", zero_points, persistent=False)
         else:
-            self.packed = _prepack(weight, scales.double())
             range_row = torch.zeros(self.in_features)
             range_row[0], range_row[-1] = -INT8_MAX - 1, INT8_MAX
             self.register_buffer("range_row", range_row, persistent=False)
@@ -162,10 +161,7 @@ class Int8Linear(nn.Module):
         weight, scales = state.pop("int8_weight")
         super().__setstate__(state)
         _use_x86_kernels()  # in a new process, as quantize_int8 did in the first
-        if self.kernel == "onednn":
-            self.packed = torch.ops.onednn.qlinear_prepack(weight, None)
-        else:
-            self.packed = _prepack(weight, scales.double())
+        self.packed = _packed(self.kernel, weight, scales)
 
 
 def default_kernel() -> str:
@@ -181,12 +177,16 @@ def _use_x86_kernels() -> None:
         torch.backends.quantized.engine = "x86"  # fbgemm, and oneDNN where it is faster
 
 
-def _prepack(weight: Tensor, scales: Tensor) -> Any:
-    """fbgemm's packed form of int8 ``weight`` (out, in) with one float64 scale per row."""
+def _packed(kernel: str, weight: Tensor, scales: Tensor) -> Any:
+    """int8 ``weight`` (out, in) with one scale per row (out,) in ``kernel``'s packed form:
+    oneDNN's blocked (in, out) tensor (its scales go with each call), or fbgemm's packed
+    per-channel quantized weight."""
+    if kernel == "onednn":
+        return torch.ops.onednn.qlinear_prepack(weight, None)
     with warnings.catch_warnings():  # quantized tensors' deprecation notice
         warnings.simplefilter("ignore", UserWarning)
         qweight = torch._make_per_channel_quantized_tensor(
-            weight, scales, torch.zeros(len(weight), dtype=torch.long), 0
+            weight, scales.double(), torch.zeros(len(weight), dtype=torch.long), 0
         )
     return torch.ops.quantized.linear_prepack(qweight, None)
 
