@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from nmt.machine import describe
-from nmt.models.quantize import Int8Linear
+from nmt.models.quantize import Int8Linear, onednn_int8_usable
 
 SHAPES = [(512, 512), (512, 2048), (2048, 512), (512, 58101)]  # (in, out)
 
@@ -44,6 +44,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(describe())
+    if not onednn_int8_usable():
+        raise SystemExit(
+            "oneDNN's int8 kernel is not used here (no AVX-512 VNNI): nothing to compare"
+        )
     print(f"{'in → out':>13} {'rows':>5} {'onednn µs':>10} {'fbgemm µs':>10} {'float32 µs':>11}"
           f" {'fbgemm/onednn':>14} {'float32/onednn':>15}")  # fmt: skip
     torch.manual_seed(0)

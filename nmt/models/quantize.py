@@ -14,14 +14,14 @@ alone and in any batch (tests/decoding/test_int8.py). CTranslate2's int8 does th
 
 Which kernel: oneDNN's int8 inner product with the weight packed once
 (``onednn::qlinear_pointwise``, what PyTorch's x86 quantization backend compiles to), fed the
-per-row quantized input as int8: at the OPUS-MT shape's layers at 128 rows, two threads,
-1.6–3.9× faster than fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses,
-and nmt until 2026-12-06; about even at a few rows), as it uses the CPU's AMX or VNNI int8
-units. fbgemm's stays for builds without oneDNN's; both give the same floats, bit for bit.
-``torch._int_mm`` (oneDNN too; what torchao's int8 layers call) takes per-row scales directly
-but repacks the weight at every call: on the 58k-piece output projection at 128 rows it was no
-faster than float32. torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for
-``torch.compile`` and would add a dependency. docs/engines.md gives the measured comparison.
+per-row quantized input as int8: at the OPUS-MT shape's layers at 128 rows, two threads, 1.6–3.9×
+faster than fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses, and nmt until
+2026-12-06; about even at a few rows), as it uses the CPU's AMX or VNNI int8 units. fbgemm's stays
+for builds and CPUs without them (``onednn_int8_usable``); both give the same floats, bit for bit.
+``torch._int_mm`` (oneDNN too; what torchao's int8 layers call) takes per-row scales directly but
+repacks the weight at every call: on the 58k-piece output projection at 128 rows it was no faster
+than float32. torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and
+would add a dependency. docs/engines.md gives the measured comparison.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class Int8Linear(nn.Module):
 
     Two kernels (``kernel``), the same numbers: oneDNN's (``onednn::qlinear_pointwise``, the
     int8 inner product PyTorch's x86 quantization backend compiles to, the weight packed once),
-    which takes the int8 rows as they are and uses AMX or VNNI where the CPU has them; and,
-    where oneDNN's is missing from the build, fbgemm's (``quantized::linear_dynamic``), which
+    which takes the int8 rows as they are and runs on the CPU's VNNI or AMX units; and, where
+    that cannot run (``onednn_int8_usable``), fbgemm's (``quantized::linear_dynamic``), which
     quantizes its float input itself: it gets the integer-valued floats plus one extra row
     holding -128 and 127, so that the scale it derives is exactly 1 and its zero point 128.
     oneDNN's was 1.6–3.9× faster here at 128 rows (docs/engines.md).
@@ -80,7 +80,7 @@ class Int8Linear(nn.Module):
         self, linear: nn.Linear, bias: Tensor | None = None, *, kernel: str | None = None
     ) -> None:
         """``bias``: the bias to add, if not the layer's own (a folded output bias);
-        ``kernel``: "onednn" or "fbgemm" (None: oneDNN's where the build has it)."""
+        ``kernel``: "onednn" or "fbgemm" (None: ``default_kernel()``)."""
         super().__init__()
         weight, weight_scale = quantize_rows(linear.weight.detach().float())
         bias = linear.bias if bias is None else bias
@@ -164,12 +164,20 @@ class Int8Linear(nn.Module):
         self.packed = _packed(self.kernel, weight, scales)
 
 
+def onednn_int8_usable() -> bool:
+    """Whether oneDNN's int8 inner product gives exact sums here: this PyTorch build has it and
+    the CPU has AVX-512 VNNI (AMX CPUs have it too), the rule PyTorch's own quantized kernels
+    follow (aten's ``should_use_onednn_quant``). Without VNNI, int8 products are added in pairs
+    into saturating 16-bit sums: emulated with ``ONEDNN_MAX_CPU_ISA=AVX2`` on this Xeon, the
+    op's outputs were off by up to 20 times their size."""
+    has_op = torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
+    has_vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
+    return bool(has_op and has_vnni)
+
+
 def default_kernel() -> str:
-    """oneDNN's int8 inner product where this PyTorch build has it, else fbgemm's."""
-    has_onednn = torch.backends.mkldnn.is_available() and hasattr(
-        torch.ops.onednn, "qlinear_pointwise"
-    )
-    return "onednn" if has_onednn else "fbgemm"
+    """oneDNN's int8 inner product where it is usable, else fbgemm's."""
+    return "onednn" if onednn_int8_usable() else "fbgemm"
 
 
 def _use_x86_kernels() -> None:

@@ -14,7 +14,7 @@ from nmt.config import DecodingConfig, TransformerConfig
 from nmt.data.tokenizer import EOS_ID, Tokenizer
 from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
-from nmt.models.quantize import Int8Linear, quantize_int8
+from nmt.models.quantize import Int8Linear, default_kernel, onednn_int8_usable, quantize_int8
 from nmt.models.transformer import Transformer
 
 
@@ -35,7 +35,11 @@ def test_int8_quantizes_every_linear_layer(trained_model_dir: Path) -> None:
     assert not any(type(m) is nn.Linear for m in model.modules())
 
 
-KERNELS = pytest.mark.parametrize("kernel", ["onednn", "fbgemm"])
+# oneDNN's kernel only where it computes exact sums (a CPU with VNNI); fbgemm's everywhere.
+KERNELS = pytest.mark.parametrize("kernel", ["fbgemm"] + ["onednn"] * onednn_int8_usable())
+NEEDS_ONEDNN = pytest.mark.skipif(
+    not onednn_int8_usable(), reason="oneDNN's int8 kernel needs a CPU with AVX-512 VNNI"
+)
 
 
 @KERNELS
@@ -71,6 +75,16 @@ def test_a_row_is_computed_the_same_in_any_batch(kernel: str) -> None:
     assert torch.equal(layer(row)[0], layer(many)[0])
 
 
+def test_onednn_is_chosen_only_on_a_cpu_with_vnni(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without VNNI, oneDNN's int8 sums saturate (nmt.models.quantize.onednn_int8_usable)."""
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: False)
+    assert default_kernel() == "fbgemm"
+    assert Int8Linear(nn.Linear(8, 4)).kernel == "fbgemm"
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: True)
+    assert default_kernel() == ("onednn" if torch.backends.mkldnn.is_available() else "fbgemm")
+
+
+@NEEDS_ONEDNN
 def test_the_two_kernels_compute_the_same_numbers() -> None:
     """oneDNN's int8 inner product and fbgemm's take the same integers and scales: the same
     floats come out, bit for bit, so which one a build has never changes a translation."""
