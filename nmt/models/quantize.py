@@ -36,6 +36,16 @@ from nmt.errors import NmtError
 from nmt.models.swap import replace_linear_layers
 
 INT8_MAX = 127
+INT7_MAX = 63
+
+# The int8 matmuls, all giving exact int32 sums of the integers they are handed:
+# - "onednn": oneDNN's inner product (needs AVX-512 VNNI or AMX: ``onednn_int8_usable``);
+# - "fbgemm": fbgemm's, the input's integers -127 … 127 (on a CPU with VNNI);
+# - "fbgemm-7bit": fbgemm's on a CPU without VNNI, the input's integers -63 … 63. There each
+#   pair of products is added into 16 bits with saturation (``vpmaddubsw``), which an 8-bit
+#   input (shifted to 1 … 255) can overflow and a 7-bit one (1 … 127) cannot: the reason
+#   ``quantize_dynamic`` has ``reduce_range``. Its rows are rounded twice as coarsely.
+KERNELS = ("onednn", "fbgemm", "fbgemm-7bit")
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
@@ -47,11 +57,11 @@ def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     return torch.div(x, scale).round_().to(torch.int8), scale
 
 
-def row_scales(x: Tensor) -> Tensor:
-    """(R, 1): each row's largest magnitude / 127, 1 for an all-zero row. ``abs().amax()``, not
-    ``linalg.vector_norm(ord=inf)``, which gives the same values 8–13× slower on the CPU (it was
-    a tenth of int8 decoding at the OPUS-MT shape)."""
-    scale = x.abs().amax(dim=-1, keepdim=True).div_(INT8_MAX)
+def row_scales(x: Tensor, levels: int = INT8_MAX) -> Tensor:
+    """(R, 1): each row's largest magnitude / ``levels``, 1 for an all-zero row.
+    ``abs().amax()``, not ``linalg.vector_norm(ord=inf)``, which gives the same values 8–13×
+    slower on the CPU (it was a tenth of int8 decoding at the OPUS-MT shape)."""
+    scale = x.abs().amax(dim=-1, keepdim=True).div_(levels)
     return scale.masked_fill_(scale == 0, 1.0)
 
 
@@ -62,13 +72,14 @@ class Int8Linear(nn.Module):
     already quantized per row, as integers with scale 1: its int32 sums are exact, it returns
     them times the weight scales, and each row is then multiplied by its own scale.
 
-    Two kernels (``kernel``), the same numbers: oneDNN's (``onednn::qlinear_pointwise``, the
-    int8 inner product PyTorch's x86 quantization backend compiles to, the weight packed once),
-    which takes the int8 rows as they are and runs on the CPU's VNNI or AMX units; and, where
-    that cannot run (``onednn_int8_usable``), fbgemm's (``quantized::linear_dynamic``), which
-    quantizes its float input itself: it gets the integer-valued floats plus one extra row
-    holding -128 and 127, so that the scale it derives is exactly 1 and its zero point 128.
-    oneDNN's was 1.6–3.9× faster here at 128 rows (docs/engines.md).
+    Two kernels (``kernel``, ``KERNELS``), the same numbers: oneDNN's
+    (``onednn::qlinear_pointwise``, the int8 inner product PyTorch's x86 quantization backend
+    compiles to, the weight packed once), which takes the int8 rows as they are and runs on the
+    CPU's VNNI or AMX units; and, where that cannot run (``onednn_int8_usable``), fbgemm's
+    (``quantized::linear_dynamic``), which quantizes its float input itself: it gets the
+    integer-valued floats plus one extra row holding -128 and 127 (-64 and 63 for a 7-bit
+    input), so that the scale it derives is exactly 1 and its zero point 128 (64). oneDNN's was
+    1.6–3.9× faster here at 128 rows (docs/engines.md).
     """
 
     bias: Tensor | None
@@ -80,7 +91,7 @@ class Int8Linear(nn.Module):
         self, linear: nn.Linear, bias: Tensor | None = None, *, kernel: str | None = None
     ) -> None:
         """``bias``: the bias to add, if not the layer's own (a folded output bias);
-        ``kernel``: "onednn" or "fbgemm" (None: ``default_kernel()``)."""
+        ``kernel``: one of ``KERNELS`` (None: ``default_kernel()``)."""
         super().__init__()
         weight, weight_scale = quantize_rows(linear.weight.detach().float())
         bias = linear.bias if bias is None else bias
@@ -89,6 +100,8 @@ class Int8Linear(nn.Module):
     def _setup(self, weight: Tensor, scales: Tensor, bias: Tensor | None, kernel: str) -> None:
         self.out_features, self.in_features = weight.shape
         self.kernel = kernel
+        # The input's integers: -127 … 127, or -63 … 63 for fbgemm without VNNI (see KERNELS).
+        self.input_max = INT8_MAX if kernel != "fbgemm-7bit" else INT7_MAX
         self._pack(weight, scales)
         bias = None if bias is None else bias.detach().float().clone()
         self.register_buffer("bias", bias)
@@ -102,7 +115,7 @@ class Int8Linear(nn.Module):
             self.register_buffer("zero_points", zero_points, persistent=False)
         else:
             range_row = torch.zeros(self.in_features)
-            range_row[0], range_row[-1] = -INT8_MAX - 1, INT8_MAX
+            range_row[0], range_row[-1] = -self.input_max - 1, self.input_max
             self.register_buffer("range_row", range_row, persistent=False)
 
     def int8_weight(self) -> tuple[Tensor, Tensor]:
@@ -115,7 +128,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         rows = x.reshape(-1, self.in_features)  # (R, in)
         count = rows.size(0)
-        scale = row_scales(rows)  # (R, 1)
+        scale = row_scales(rows, self.input_max)  # (R, 1)
         if self.kernel == "onednn":
             values = torch.div(rows, scale).round_().to(torch.int8)
             sums = torch.ops.onednn.qlinear_pointwise(
@@ -126,7 +139,8 @@ class Int8Linear(nn.Module):
             values = rows.new_empty(count + 1, self.in_features)  # the rows, then the range row
             torch.div(rows, scale, out=values[:count]).round_()
             values[count] = self.range_row
-            sums = torch.ops.quantized.linear_dynamic(values, self.packed, False)[:count]
+            reduce_range = self.kernel == "fbgemm-7bit"  # its derived scale 1 either way
+            sums = torch.ops.quantized.linear_dynamic(values, self.packed, reduce_range)[:count]
         # (R, out): the exact int32 sums times the weight scales, times each row's own; in place,
         # as a fresh (R, out) tensor costs page faults at a large vocabulary.
         if self.bias is None:
@@ -175,9 +189,16 @@ def onednn_int8_usable() -> bool:
     return bool(has_op and has_vnni)
 
 
+def exact_kernels() -> list[str]:
+    """The ``KERNELS`` whose sums are exact on this CPU (and in this build)."""
+    has_vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
+    return ["onednn"] * onednn_int8_usable() + ["fbgemm"] * has_vnni + ["fbgemm-7bit"]
+
+
 def default_kernel() -> str:
-    """oneDNN's int8 inner product where it is usable, else fbgemm's."""
-    return "onednn" if onednn_int8_usable() else "fbgemm"
+    """oneDNN's int8 inner product where it is usable, else fbgemm's (7-bit input without
+    VNNI)."""
+    return exact_kernels()[0]
 
 
 def _use_x86_kernels() -> None:
@@ -199,12 +220,14 @@ def _packed(kernel: str, weight: Tensor, scales: Tensor) -> Any:
     return torch.ops.quantized.linear_prepack(qweight, None)
 
 
-def quantize_int8(model: ModelT) -> ModelT:
-    """``model`` (on the CPU) with every ``nn.Linear`` replaced by an ``Int8Linear``, in place:
-    the same object is returned, put in eval mode, and its float32 linear weights are dropped
-    (a weight tied to an embedding stays, as the embedding's)."""
+def quantize_int8(model: ModelT, *, kernel: str | None = None) -> ModelT:
+    """``model`` (on the CPU) with every ``nn.Linear`` replaced by an ``Int8Linear`` (on
+    ``kernel``; None: ``default_kernel()``), in place: the same object is returned, put in eval
+    mode, and its float32 linear weights are dropped (a weight tied to an embedding stays, as the
+    embedding's)."""
     if any(t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
         raise NmtError("int8 quantization runs on the CPU only")
     _use_x86_kernels()
-    replace_linear_layers(model, lambda linear, bias: Int8Linear(linear, bias))
+    kernel = kernel or default_kernel()
+    replace_linear_layers(model, lambda linear, bias: Int8Linear(linear, bias, kernel=kernel))
     return model.eval()

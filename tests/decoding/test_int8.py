@@ -14,7 +14,13 @@ from nmt.config import DecodingConfig, TransformerConfig
 from nmt.data.tokenizer import EOS_ID, Tokenizer
 from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
-from nmt.models.quantize import Int8Linear, default_kernel, onednn_int8_usable, quantize_int8
+from nmt.models.quantize import (
+    Int8Linear,
+    default_kernel,
+    exact_kernels,
+    onednn_int8_usable,
+    quantize_int8,
+)
 from nmt.models.transformer import Transformer
 
 
@@ -35,10 +41,11 @@ def test_int8_quantizes_every_linear_layer(trained_model_dir: Path) -> None:
     assert not any(type(m) is nn.Linear for m in model.modules())
 
 
-# oneDNN's kernel only where it computes exact sums (a CPU with VNNI); fbgemm's everywhere.
-KERNELS = pytest.mark.parametrize("kernel", ["fbgemm"] + ["onednn"] * onednn_int8_usable())
-NEEDS_ONEDNN = pytest.mark.skipif(
-    not onednn_int8_usable(), reason="oneDNN's int8 kernel needs a CPU with AVX-512 VNNI"
+# The kernels whose sums are exact on this CPU: oneDNN's and 8-bit fbgemm need VNNI.
+KERNELS = pytest.mark.parametrize("kernel", exact_kernels())
+NEEDS_VNNI = pytest.mark.skipif(
+    exact_kernels()[:2] != ["onednn", "fbgemm"],
+    reason="oneDNN's and fbgemm's 8-bit int8 kernels need a CPU with AVX-512 VNNI",
 )
 
 
@@ -48,12 +55,15 @@ def test_int8_linear_matches_the_textbook_formula(kernel: str) -> None:
     torch.manual_seed(0)
     linear = nn.Linear(24, 10)
     x = torch.randn(3, 5, 24) * torch.tensor([0.01, 1.0, 100.0])[:, None, None]
+    layer = Int8Linear(linear, kernel=kernel)
+    levels = 63 if kernel == "fbgemm-7bit" else 127  # see nmt.models.quantize.KERNELS
+    assert layer.input_max == levels
     w_scale = linear.weight.abs().amax(1, keepdim=True) / 127  # (out, 1)
     w_int = torch.round(linear.weight / w_scale)
-    x_scale = x.abs().amax(-1, keepdim=True) / 127  # (3, 5, 1)
+    x_scale = x.abs().amax(-1, keepdim=True) / levels  # (3, 5, 1)
     x_int = torch.round(x / x_scale)
     expected = (x_int.double() @ w_int.double().T) * x_scale * w_scale.T + linear.bias
-    got = Int8Linear(linear, kernel=kernel)(x)
+    got = layer(x)
     assert got.shape == (3, 5, 10)
     torch.testing.assert_close(got.double(), expected.detach(), rtol=1e-5, atol=1e-6)
     # Quantization error is relative to each row's own size, even for the tiny rows.
@@ -75,16 +85,18 @@ def test_a_row_is_computed_the_same_in_any_batch(kernel: str) -> None:
     assert torch.equal(layer(row)[0], layer(many)[0])
 
 
-def test_onednn_is_chosen_only_on_a_cpu_with_vnni(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without VNNI, oneDNN's int8 sums saturate (nmt.models.quantize.onednn_int8_usable)."""
+def test_without_vnni_only_fbgemm_with_a_7_bit_input_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without VNNI, int8 products are added in pairs into saturating 16-bit sums: oneDNN's
+    kernel is not used, and fbgemm's gets integers that cannot overflow them."""
     monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: False)
-    assert default_kernel() == "fbgemm"
-    assert Int8Linear(nn.Linear(8, 4)).kernel == "fbgemm"
+    assert exact_kernels() == ["fbgemm-7bit"]
+    layer = Int8Linear(nn.Linear(8, 4))
+    assert layer.kernel == "fbgemm-7bit" and layer.input_max == 63
     monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: True)
-    assert default_kernel() == ("onednn" if torch.backends.mkldnn.is_available() else "fbgemm")
+    assert default_kernel() == ("onednn" if onednn_int8_usable() else "fbgemm")
 
 
-@NEEDS_ONEDNN
+@NEEDS_VNNI
 def test_the_two_kernels_compute_the_same_numbers() -> None:
     """oneDNN's int8 inner product and fbgemm's take the same integers and scales: the same
     floats come out, bit for bit, so which one a build has never changes a translation."""
@@ -191,12 +203,12 @@ def eos_biased_random_model(vocab_size: int) -> Transformer:
     return model.eval()
 
 
-@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+@pytest.mark.parametrize("kernel", [None, *exact_kernels()], ids=["float32", *exact_kernels()])
 def test_random_model_translates_alone_as_in_a_batch(
-    toy_tokenizer: Tokenizer, toy_corpus: Path, int8: bool
+    toy_tokenizer: Tokenizer, toy_corpus: Path, kernel: str | None
 ) -> None:
     model = eos_biased_random_model(toy_tokenizer.vocab_size)
-    translator = Translator(quantize_int8(model) if int8 else model, toy_tokenizer)
+    translator = Translator(quantize_int8(model, kernel=kernel) if kernel else model, toy_tokenizer)
     sources = toy_sources(toy_corpus)[:24]
     outputs = translator.translate(sources, DecodingConfig(beam_size=4))
     lengths = sorted(len(toy_tokenizer.encode(out)) for out in outputs)
