@@ -98,6 +98,8 @@ class Int8Linear(nn.Module):
         self._setup(weight, weight_scale.squeeze(1), bias, kernel or default_kernel())
 
     def _setup(self, weight: Tensor, scales: Tensor, bias: Tensor | None, kernel: str) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"int8 kernel {kernel!r}: one of {', '.join(KERNELS)}")
         self.out_features, self.in_features = weight.shape
         self.kernel = kernel
         # The input's integers: -127 … 127, or -63 … 63 for fbgemm without VNNI (see KERNELS).
@@ -185,14 +187,16 @@ def onednn_int8_usable() -> bool:
     into saturating 16-bit sums: emulated with ``ONEDNN_MAX_CPU_ISA=AVX2`` on this Xeon, the
     op's outputs were off by up to 20 times their size."""
     has_op = torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
-    has_vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
-    return bool(has_op and has_vnni)
+    return bool(has_op and _has_vnni())
+
+
+def _has_vnni() -> bool:
+    return bool(getattr(torch.cpu, "_is_vnni_supported", lambda: False)())
 
 
 def exact_kernels() -> list[str]:
     """The ``KERNELS`` whose sums are exact on this CPU (and in this build)."""
-    has_vnni = getattr(torch.cpu, "_is_vnni_supported", lambda: False)()
-    return ["onednn"] * onednn_int8_usable() + ["fbgemm"] * has_vnni + ["fbgemm-7bit"]
+    return ["onednn"] * onednn_int8_usable() + ["fbgemm"] * _has_vnni() + ["fbgemm-7bit"]
 
 
 def default_kernel() -> str:

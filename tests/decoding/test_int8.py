@@ -96,6 +96,11 @@ def test_without_vnni_only_fbgemm_with_a_7_bit_input_runs(monkeypatch: pytest.Mo
     assert default_kernel() == ("onednn" if onednn_int8_usable() else "fbgemm")
 
 
+def test_an_unknown_kernel_is_refused() -> None:
+    with pytest.raises(ValueError, match="one of onednn, fbgemm, fbgemm-7bit"):
+        Int8Linear(nn.Linear(8, 4), kernel="fbgem")
+
+
 @NEEDS_VNNI
 def test_the_two_kernels_compute_the_same_numbers() -> None:
     """oneDNN's int8 inner product and fbgemm's take the same integers and scales: the same
