@@ -104,7 +104,8 @@ def test_an_unknown_kernel_is_refused() -> None:
 @NEEDS_VNNI
 def test_the_two_kernels_compute_the_same_numbers() -> None:
     """oneDNN's int8 inner product and fbgemm's take the same integers and scales: the same
-    floats come out, bit for bit, so which one a build has never changes a translation."""
+    floats come out, bit for bit, so on a CPU with VNNI whether a build has oneDNN's op never
+    changes a translation (without VNNI, fbgemm's 7-bit input rounds differently)."""
     torch.manual_seed(0)
     for width, features in [(24, 10), (512, 2048), (2048, 512)]:
         linear = nn.Linear(width, features)
