@@ -68,8 +68,8 @@ def test_a_model_process_translates_as_the_translator_does(
 def test_int8_and_shortlisted_translators_search_there_as_here(
     trained_model_dir: Path, toy_corpus: Path, tmp_path: Path
 ) -> None:
-    """int8 layers travel as their int8 values and are packed again (fbgemm's packed weights do
-    not survive shared memory); a shortlist travels as it is."""
+    """int8 layers travel as their int8 values and are packed again (neither oneDNN's nor
+    fbgemm's packed weights survive shared memory); a shortlist travels as it is."""
     model_dir = tmp_path / "model"
     shutil.copytree(trained_model_dir, model_dir)
     build_for_model(model_dir, toy_corpus, per_source=2, frequent=3)
