@@ -33,6 +33,10 @@ had translated 5 sentences, and came back to 46 once that translator was deleted
 threads gone; OMP_WAIT_POLICY and GOMP_SPINCOUNT did not change it). So each engine is loaded
 when its turn comes and deleted after it, every PyTorch engine first, CTranslate2 last.
 
+``--rounds R`` runs every engine R times in turn, each loaded afresh, and prints each ratio per
+round and their median: this machine's speed drifts by 10 % within minutes, and engines measured
+in the same round share the drift (``--engines`` keeps only the named ones).
+
 CTranslate2 divides log P by |Y|^α where nmt uses GNMT's ((5 + |Y|) / 6)^α, so with α > 0 a
 share of outputs differs by design (see nmt.decoding.engines); ``--length-penalty 0`` makes the
 two searches the same algorithm.
@@ -145,6 +149,16 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1])
     parser.add_argument("--repeats", type=int, default=3, help="median over this many runs")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every engine this many times in turn, each loaded afresh: ratios per round "
+        "and their median (the machine's speed drifts over minutes; rounds share the drift)",
+    )
+    parser.add_argument(
+        "--engines", nargs="+", metavar="NAME", help="only these (e.g. 'nmt float32' 'ct2 float32')"
+    )
     args = parser.parse_args()
 
     import ctranslate2
@@ -165,6 +179,11 @@ def main() -> None:
         references = list(iter_lines(args.ref or args.src.with_suffix(".de")))[: args.sentences]
         args.max_len_a, args.max_len_b = 0.0, mean_reference_length(marian_dir, references)
     loaders = engines(args.model, args.threads, marian_dir=marian_dir)
+    if args.engines:
+        unknown = set(args.engines) - set(loaders)
+        if unknown:
+            parser.error(f"unknown engine(s) {sorted(unknown)}; there are {list(loaders)}")
+        loaders = {name: load for name, load in loaders.items() if name in args.engines}
     options = Translator.load(args.model).default_options.updated(
         beam_size=args.beam,
         length_penalty=args.length_penalty,
@@ -179,38 +198,49 @@ def main() -> None:
     )
     # Every batch size of one engine before the next engine, so that no PyTorch engine runs
     # after CTranslate2 has (see the docstring); the tables are printed at the end.
-    measured: dict[int, dict[str, tuple[float, list[Translation]]]] = {}
-    for name, load in loaders.items():
-        translator = load()
-        for batch_size in args.batch_sizes:
-            chunks = [src[i : i + batch_size] for i in range(0, len(src), batch_size)]
-            runs = [run(translator, chunks, options) for _ in range(args.repeats)]
-            seconds = statistics.median(r[0] for r in runs)
-            measured.setdefault(batch_size, {})[name] = (seconds, runs[0][1])
-            print(f"  {name}, batch {batch_size}: {seconds:.1f} s", flush=True)
-        del translator  # one model in memory at a time
-    for batch_size, by_engine in measured.items():
+    seconds: dict[int, dict[str, list[float]]] = {}  # batch size → engine → one per round
+    outputs: dict[int, dict[str, list[Translation]]] = {}  # the first run's
+    for round_ in range(args.rounds):
+        for name, load in loaders.items():
+            translator = load()
+            for batch_size in args.batch_sizes:
+                chunks = [src[i : i + batch_size] for i in range(0, len(src), batch_size)]
+                runs = [run(translator, chunks, options) for _ in range(args.repeats)]
+                median = statistics.median(r[0] for r in runs)
+                seconds.setdefault(batch_size, {}).setdefault(name, []).append(median)
+                outputs.setdefault(batch_size, {}).setdefault(name, runs[0][1])
+                label = f"round {round_ + 1}, " if args.rounds > 1 else ""
+                print(f"  {label}{name}, batch {batch_size}: {median:.1f} s", flush=True)
+            del translator  # one model in memory at a time
+    for batch_size, by_engine in outputs.items():
         baseline: list[str] | None = None
-        print(f"\nbatch {batch_size}")
+        print(
+            f"\nbatch {batch_size}"
+            + (f" (medians of {args.rounds} rounds)" if args.rounds > 1 else "")
+        )
         header = f"{'engine':<14}{'sent/s':>9}{'tok/s':>9}{'tokens':>8}{'same as nmt f32':>17}"
         print(header + (f"{'BLEU':>7}" if ref else ""))
-        speeds: dict[str, float] = {}
-        for name, (seconds, outputs) in by_engine.items():
-            texts = [t.text for t in outputs]
-            tokens = sum(len(t.tokens) for t in outputs)
+        speeds: dict[str, list[float]] = {}  # tokens/s, one per round
+        for name, translations in by_engine.items():
+            texts = [t.text for t in translations]
+            tokens = sum(len(t.tokens) for t in translations)
             if baseline is None:
                 baseline = texts
             same = sum(a == b for a, b in zip(texts, baseline, strict=True)) / len(texts)
-            speeds[name] = tokens / seconds
-            line = f"{name:<14}{len(src) / seconds:9.1f}{tokens / seconds:9.0f}{tokens:8d}"
+            speeds[name] = [tokens / s for s in seconds[batch_size][name]]
+            median = statistics.median(seconds[batch_size][name])
+            line = f"{name:<14}{len(src) / median:9.1f}{tokens / median:9.0f}{tokens:8d}"
             line += f"{same:17.1%}"
             if ref is not None:
                 line += f"{score(texts, ref).bleu:7.2f}"
             print(line, flush=True)
         for name, speed in speeds.items():
             other = RATIO_TO.get(name, "ct2 float32")
-            if not name.startswith("ct2"):
-                print(f"  {name} / {other}: {speed / speeds[other]:.2f}×")
+            if name.startswith("ct2") or other not in speeds:
+                continue
+            ratios = [a / b for a, b in zip(speed, speeds[other], strict=True)]
+            each = f" (rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+            print(f"  {name} / {other}: {statistics.median(ratios):.2f}×{each}")
 
 
 if __name__ == "__main__":

@@ -257,20 +257,20 @@ class ConstrainedSelector(Selector):
         self.eos = eos
         self.continuations = continuations
         self.states: list[ConstraintState] | None = None  # (N,) one per open hypothesis
-        self.beam_size = 0  # k, known from the first step
+        self.width = 1  # beams a sentence in the last step's layout (1 at the first step, then k)
 
     def choose(
-        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
-        num_active, k, vocab_size = log_probs.shape
-        self.beam_size = k
-        if self.states is None:  # the first step: k copies of each searching sentence's start
-            self.states = [self.starts[s] for s in active.tolist() for _ in range(k)]
-        flat = log_probs.view(num_active * k, vocab_size)
+        num_active, width, vocab_size = log_probs.shape
+        self.width = width
+        if self.states is None:  # the first step: one beam a searching sentence, at its start
+            self.states = [self.starts[s] for s in active.tolist() for _ in range(width)]
+        flat = log_probs.view(num_active * width, vocab_size)
         forbid_early_ends(flat, self.states, self.eos)
         forbid_word_continuations(flat, self.states, self.continuations.to(flat.device))
-        candidates = scores[:, :, None] + log_probs  # (A, k, V)
-        rows = [self.states[a * k : (a + 1) * k] for a in range(num_active)]
+        candidates = scores[:, :, None] + log_probs  # (A, w, V)
+        rows = [self.states[a * width : (a + 1) * width] for a in range(num_active)]
         last_step = [step + 1 >= self.limits[s] for s in active.tolist()]
         picked = select(candidates, rows, 2 * k, last_step)
         # The loop ends the EOS among the first k and keeps the k best others: hand it the first
@@ -286,7 +286,7 @@ class ConstrainedSelector(Selector):
     def describe(self, sentence_row: int, beams: list[int], tokens: list[int]) -> list[int]:
         """Each candidate's bank: the glossary tokens its hypothesis holds with its token."""
         assert self.states is not None
-        first = sentence_row * self.beam_size  # the sentence's first open hypothesis
+        first = sentence_row * self.width  # the sentence's first open hypothesis
         return [self.states[first + b].advance(t).bank for b, t in zip(beams, tokens, strict=True)]
 
     def reorder(self, rows: Tensor, tokens: Tensor) -> None:

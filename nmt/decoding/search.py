@@ -42,18 +42,19 @@ Conventions:
 
 Hooks for steering the search (lexically constrained decoding, Post & Vilar 2018, plugs in
 here without copying the loop): a ``Selector`` chooses the candidates of each step. Its
-``choose(step, active, scores, log_probs)`` gets the (A, k) log P of the open beams and the
-step's (A, k, V) log-probabilities and returns the (A, m ≥ k) best candidates, best first, as
-their log P and their index into k·V (beam · V + token); the loop turns the EOS among the first
-k into finished hypotheses and keeps the k best others open. A selector may set
+``choose(step, active, scores, log_probs, k)`` gets the (A, w) log P of the open beams and the
+step's (A, w, V) log-probabilities (w, the beams each sentence has in the step's layout, is 1 at
+the first step and k after it) and returns the (A, m ≥ k) best candidates, best first, as their
+log P and their index into w·V (beam · V + token); the loop turns the EOS among the first k
+into finished hypotheses and keeps the k best others open. A selector may set
 log-probabilities to -inf first (no EOS before a hypothesis has met its constraints) or pick
 other than the top m (dynamic beam allocation: banks of candidates by constraints met). Its
 ``reorder(rows, tokens)`` is called after each step with the rows (of the step's layout) the
 new open beams come from and the token each appended: per-hypothesis side state (constraints
 met so far) follows the beams there, as the decoder state follows them through ``select``.
 
-Shapes: B sentences, k beams, A sentences still searching, N rows (A·k), V vocabulary,
-m candidates a step (2k), L layers, H heads.
+Shapes: B sentences, k beams, A sentences still searching, w beams a sentence in the step's
+layout (1, then k), N rows (A·w), V vocabulary, m candidates a step (2k), L layers, H heads.
 """
 
 from __future__ import annotations
@@ -189,18 +190,28 @@ class Selector:
     """Beam search's choice: the 2k candidates of highest log P (see the module docstring)."""
 
     def choose(
-        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
-        num_active, k, vocab_size = log_probs.shape
+        num_active, width, vocab_size = log_probs.shape
         m = min(2 * k, vocab_size)
         # The 2k best of a sentence are among each beam's 2k best tokens: take those first, so
-        # that the beam's score is added to (A, k, 2k) candidates, not to all (A, k, V). At the
+        # that the beam's score is added to (A, w, 2k) candidates, not to all (A, w, V). At the
         # OPUS-MT shape (58k pieces) that made translation 8 % faster at batch 1, 3 % at 32.
-        row_scores, row_tokens = top_per_row(log_probs.reshape(num_active * k, vocab_size), m)
-        candidates = (scores[:, :, None] + row_scores.view(num_active, k, m)).view(-1, k * m)
-        top_scores, top = candidates.topk(2 * k, dim=1)  # (A, 2k), index into k·m
-        tokens = row_tokens.view(num_active, k * m).gather(1, top)
-        return top_scores, (top // m) * vocab_size + tokens
+        row_scores, row_tokens = top_per_row(log_probs.reshape(num_active * width, vocab_size), m)
+        candidates = (scores[:, :, None] + row_scores.view(num_active, width, m)).view(
+            -1, width * m
+        )
+        if width * m < 2 * k:  # the first step's one beam, over fewer than 2k pieces
+            missing = 2 * k - width * m  # impossible candidates, as a beam's copies would give
+            candidates = torch.cat(
+                [candidates, candidates.new_full((num_active, missing), -math.inf)], 1
+            )
+            row_tokens = torch.cat(
+                [row_tokens.view(num_active, -1), row_tokens.new_zeros((num_active, missing))], 1
+            )
+        top_scores, top = candidates.topk(2 * k, dim=1)  # (A, 2k), index into w·m
+        tokens = row_tokens.view(num_active, -1).gather(1, top)
+        return top_scores, (top // m).clamp(max=width - 1) * vocab_size + tokens
 
     def reorder(self, rows: Tensor, tokens: Tensor) -> None:
         """Per-hypothesis side state follows the new open beams (none here)."""
@@ -222,7 +233,7 @@ class Sampler(Selector):
         self.generator = generator
 
     def choose(
-        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
         token = self.draw(log_probs[:, 0])[:, None]  # (A, 1)
         return scores + log_probs[:, 0].gather(1, token), token
@@ -253,7 +264,7 @@ class _Picked(Selector):
         self.pick = pick
 
     def choose(
-        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
         token = self.pick(log_probs[:, 0])[:, None]
         return scores + log_probs[:, 0].gather(1, token), token
@@ -476,20 +487,24 @@ def beam_search(
         vocabulary=vocabulary,
     )
     state = model.encode(src[active], src_mask[active], encoding)
-    state = state.select(torch.arange(active.numel(), device=device).repeat_interleave(k))
-    # All k beams start identical: only the first may expand, or the beam would fill with copies.
-    # (A, k) log P of each open beam; it takes the dtype of the model's log-probabilities (or
-    # float32, the least _adjust allows): the (A, k, V) candidates are the search's big tensor.
-    scores = torch.full((active.numel(), k), -math.inf, device=device)
-    scores[:, 0] = 0.0
-    tokens = torch.full((active.numel() * k, 1), ids.bos, dtype=torch.long, device=device)
-    token_log_probs = torch.zeros((active.numel() * k, 0), device=device)  # (A·k, t)
+    # All k beams of a sentence would start identical, so the first step decodes one row a
+    # sentence, and its 2k best candidates give the k beams (CTranslate2 does the same): at
+    # beam 4 the first step costs a quarter of the rows. ``width``: beams a sentence in the
+    # step's layout. (A, w) log P of each open beam; it takes the dtype of the model's
+    # log-probabilities (or float32, the least _adjust allows): the (A, w, V) candidates are the
+    # search's big tensor.
+    width = 1
+    scores = torch.zeros((active.numel(), 1), device=device)
+    tokens = torch.full((active.numel(), 1), ids.bos, dtype=torch.long, device=device)
+    token_log_probs = torch.zeros((active.numel(), 0), device=device)  # (A·w, t)
 
     for step in range(int(limits.max())):
         num_active = active.numel()
         log_probs, state = model.decode_step(tokens[:, -1], state)
         # Per-row settings only for the steps that need them (they cost at every step).
-        rows_of = active.repeat_interleave(k) if step < min_steps or step < prefix_steps else None
+        rows_of = (
+            active.repeat_interleave(width) if step < min_steps or step < prefix_steps else None
+        )
         rules = _Rules(
             ids,
             options,
@@ -498,11 +513,11 @@ def beam_search(
             prefix[1][rows_of] if prefix is not None and rows_of is not None else None,
             encoding.logits,
         )
-        log_probs, model_log_probs = _adjust(log_probs, step, tokens, rules)  # (A·k, V) each
+        log_probs, model_log_probs = _adjust(log_probs, step, tokens, rules)  # (A·w, V) each
         vocab_size = log_probs.size(-1)
-        log_probs = log_probs.view(num_active, k, vocab_size)
+        log_probs = log_probs.view(num_active, width, vocab_size)
         scores = scores.to(log_probs.dtype)
-        top_scores, top_index = selector.choose(step, active, scores, log_probs)  # (A, m)
+        top_scores, top_index = selector.choose(step, active, scores, log_probs, k)  # (A, m)
         top_beam, top_token = top_index // vocab_size, top_index % vocab_size
         # The model's log P of each candidate's token, before any guard changed it.
         top_token_lp = model_log_probs.view(num_active, -1).gather(1, top_index)  # (A, m)
@@ -518,7 +533,7 @@ def beam_search(
             ends &= ~empty[:, :k]
         if ends.any():
             where, rank = ends.nonzero().unbind(1)
-            rows = where * k + top_beam[where, rank]  # the rows that produced them, this step
+            rows = where * width + top_beam[where, rank]  # the rows that produced them, this step
             attention = (
                 _attention(state, rows, step + 1, src_mask[active[where]])
                 if record_attention
@@ -579,12 +594,12 @@ def beam_search(
         if keep.numel() == 0:
             break
         chosen_lp = top_token_lp.gather(1, pick)
-        if k == 1 and keep.numel() == num_active:
+        if width == k == 1 and keep.numel() == num_active:
             # A beam of one that keeps every row (most greedy steps): the layout stays, and
             # selecting every row would copy the decoder's caches for nothing.
             rows, new_tokens = keep, token.view(-1)
         else:
-            rows = (keep[:, None] * k + beam[keep]).view(-1)  # (A'·k,) rows of this layout
+            rows = (keep[:, None] * width + beam[keep]).view(-1)  # (A'·k,) rows of this layout
             state = state.select(rows)
             new_tokens = token[keep].view(-1)
             tokens, token_log_probs = tokens[rows], token_log_probs[rows]
@@ -592,7 +607,7 @@ def beam_search(
         selector.reorder(rows, new_tokens)
         tokens = torch.cat([tokens, new_tokens[:, None]], dim=1)
         token_log_probs = torch.cat([token_log_probs, chosen_lp.view(-1, 1)], dim=1)
-        scores = open_scores
+        scores, width = open_scores, k
     return finished
 
 

@@ -245,6 +245,32 @@ def test_encode_is_told_how_many_steps_search_may_take() -> None:
     ]
 
 
+class RowCounting(RecurrentFake):
+    """Records the rows of every decode_step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[int] = []
+
+    def decode_step(
+        self, prev_tokens: Tensor, state: RecurrentState
+    ) -> tuple[Tensor, RecurrentState]:
+        self.rows.append(prev_tokens.numel())
+        return super().decode_step(prev_tokens, state)
+
+
+def test_the_first_step_decodes_one_row_a_sentence_then_k() -> None:
+    """The k beams would all start from BOS: the first step decodes each sentence once, and its
+    2k best candidates open k different beams (the hypothesis-score test below checks that
+    each goes on from the right row)."""
+    model = RowCounting()
+    options = opts(beam_size=3, nbest=3, length_penalty=0.0, max_len_a=0.0, max_len_b=4)
+    found = beam_search(model, *batch(SOURCES), options)
+    assert model.rows[:2] == [len(SOURCES), 3 * len(SOURCES)]
+    for hyps in found:
+        assert len({tuple(h.tokens) for h in hyps}) == 3  # not copies of one beam
+
+
 # -- the hand-made table ------------------------------------------------------------------
 
 
@@ -1036,12 +1062,12 @@ class BanAndRemember(Selector):
         self.rows_per_step: list[int] = []
 
     def choose(
-        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor
+        self, step: int, active: Tensor, scores: Tensor, log_probs: Tensor, k: int
     ) -> tuple[Tensor, Tensor]:
         if step == 0:
             self.history = [[] for _ in range(log_probs.size(0) * log_probs.size(1))]
         log_probs[:, :, self.banned] = -math.inf
-        return super().choose(step, active, scores, log_probs)
+        return super().choose(step, active, scores, log_probs, k)
 
     def reorder(self, rows: Tensor, tokens: Tensor) -> None:
         self.history = [
