@@ -6,11 +6,13 @@ heads, d_ff 2048, swish, 58,101 pieces, output bias; random weights: a step's co
 depend on the values), encodes one 16-piece source for 4 beams, and times ``decode_step`` at
 position 10 to 40 of a cache, as beam search at batch 1 calls it. Prints:
 
-- the median step time, eager float32, eager int8 (nmt.models.quantize: per-row scales), the
-  per-tensor int8 of ``torch.ao.quantization.quantize_dynamic`` that nmt used before (fbgemm;
-  its outputs depend on the batch) and, with ``--compile``, float32 with torch.compile'd
-  decoder stack;
-- torch.profiler's table of operators by self CPU time for the eager float32 step.
+- the median step time, eager float32 (plain ``nn.Linear``), float32 with the linear layers
+  packed for oneDNN (nmt.models.packed: what ``Translator.load`` runs), eager int8
+  (nmt.models.quantize: per-row scales), the per-tensor int8 of
+  ``torch.ao.quantization.quantize_dynamic`` that nmt used before (fbgemm; its outputs depend
+  on the batch) and, with ``--compile``, float32 with the decoder stack torch.compile'd
+  (inductor, dynamic shapes, frozen weights), and how long its first call took;
+- torch.profiler's table of operators by self CPU time for the packed float32 step.
 
     .venv/bin/python benchmarks/decode_step.py --rows 4 --steps 30
 """
@@ -30,6 +32,7 @@ from torch.profiler import ProfilerActivity, profile
 from nmt.config import TransformerConfig
 from nmt.machine import describe
 from nmt.models.interface import EncodeOptions
+from nmt.models.packed import pack_linear_layers
 from nmt.models.quantize import quantize_int8
 from nmt.models.transformer import Transformer
 
@@ -91,14 +94,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"machine: {describe()}")
     print("(a machine shared with other jobs: compare within this run only)")
-    model = opus_mt_shaped()
+    packed = pack_linear_layers(opus_mt_shaped())  # what Translator.load runs
     if not args.no_profile:
-        print(profile_step(model, args.rows, args.steps))
-    variants: dict[str, nn.Module] = {"eager float32": model}
+        print(profile_step(cast(Transformer, packed), args.rows, args.steps))
+    variants: dict[str, nn.Module] = {"eager float32": opus_mt_shaped(), "packed float32": packed}
     if args.compile:
+        # Inductor's freezing treats the weights as constants and packs them for oneDNN itself
+        # (nmt's PackedLinear holds an opaque oneDNN tensor, which inductor does not lower).
+        # Set globally: passed as torch.compile(options=...) it measured no faster than without.
+        torch._inductor.config.freezing = True
         compiled = opus_mt_shaped()
         compiled.decoder = torch.compile(compiled.decoder, dynamic=True)  # type: ignore[method-assign]
         variants["compiled float32"] = compiled
+        started = time.perf_counter()
+        time_steps(compiled, args.rows, 1)  # compiles, for every shape a search meets early
+        print(f"torch.compile: the first 11 steps took {time.perf_counter() - started:.1f} s")
     variants["eager int8"] = quantize_int8(opus_mt_shaped())
     with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices
         warnings.simplefilter("ignore")
