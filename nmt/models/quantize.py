@@ -134,7 +134,7 @@ class Int8Linear(nn.Module):
         if self.kernel == "onednn":
             values = torch.div(rows, scale).round_().to(torch.int8)
             if count == 1:
-                # At one row oneDNN took 10–140× as long as at two for layers with a side of
+                # At one row oneDNN took 8–140× as long as at two for layers with a side of
                 # 256 (27.6 ms against 0.2 for the quickstart's 256 → 8,000 output layer): a
                 # zero row is added, and each row's sums are its own, so nothing changes.
                 values = torch.cat([values, values.new_zeros(1, self.in_features)])
