@@ -1,5 +1,6 @@
 """nmt's int8 linear layer on its two kernels, oneDNN's and fbgemm's, beside float32, at the
-shapes of decoding an OPUS-MT-sized model (d_model 512, d_ff 2048, 58,101 pieces).
+shapes of decoding an OPUS-MT-sized model (d_model 512, d_ff 2048, 58,101 pieces) and the
+quickstart's (d_model 256, d_ff 1024, 8,000 pieces).
 
 Per layer shape and row count (rows = sentences × beams: 4 is batch 1, 128 is batch 32), the
 median time of ``Int8Linear.forward`` (quantizing the input per row, the int8 matmul, scaling
@@ -24,7 +25,9 @@ from torch import nn
 from nmt.machine import describe
 from nmt.models.quantize import Int8Linear, onednn_int8_usable
 
-SHAPES = [(512, 512), (512, 2048), (2048, 512), (512, 58101)]  # (in, out)
+# (in, out): the OPUS-MT shape's, then the quickstart's (d_model 256, 8,000 pieces), where
+# oneDNN took 8–140× as long at one row as at two until Int8Linear padded a single row.
+SHAPES = [(512, 512), (512, 2048), (2048, 512), (512, 58101), (256, 1024), (256, 8000)]
 
 
 def median_us(fn: Callable[[], object], repeats: int) -> float:
