@@ -93,3 +93,12 @@ def trained_model_dir(
             folder, sizes={"train": 2000, "dev": 50, "test": 50}
         ),
     )
+
+
+@pytest.fixture
+def every_layer_int8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--int8`` on every linear layer of the small test models: by default layers narrower
+    than 512 (all of theirs) stay float32 (nmt.models.quantize.worth_quantizing)."""
+    from nmt.models import quantize
+
+    monkeypatch.setattr(quantize, "MIN_WIDTH", 0)

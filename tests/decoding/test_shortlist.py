@@ -79,7 +79,7 @@ def test_a_restricted_output_layer_renormalises_over_the_listed_pieces(int8: boo
     included), every other piece -inf, in float32 and with int8 layers alike."""
     model = small_transformer(40)
     if int8:
-        model = quantize_int8(model)
+        model = quantize_int8(model, every_layer=True)
     src = torch.tensor([[5, 9, 12, EOS_ID], [7, 8, EOS_ID, PAD_ID]])
     mask = src != PAD_ID
     vocabulary = torch.tensor([EOS_ID, 4, 9, 17, 33])

@@ -66,7 +66,7 @@ def test_a_model_process_translates_as_the_translator_does(
 
 
 def test_int8_and_shortlisted_translators_search_there_as_here(
-    trained_model_dir: Path, toy_corpus: Path, tmp_path: Path
+    trained_model_dir: Path, toy_corpus: Path, tmp_path: Path, every_layer_int8: None
 ) -> None:
     """int8 layers travel as their int8 values and are packed again (neither oneDNN's nor
     fbgemm's packed weights survive shared memory); a shortlist travels as it is."""
