@@ -594,7 +594,7 @@ def beam_search(
         if keep.numel() == 0:
             break
         chosen_lp = top_token_lp.gather(1, pick)
-        if width == k == 1 and keep.numel() == num_active:
+        if k == 1 and keep.numel() == num_active:
             # A beam of one that keeps every row (most greedy steps): the layout stays, and
             # selecting every row would copy the decoder's caches for nothing.
             rows, new_tokens = keep, token.view(-1)
