@@ -113,11 +113,6 @@ def load_engine(
     if int8 and check_device(device).type != "cpu":
         raise NmtError("--int8 runs on the CPU only (PyTorch's dynamic quantization)")
     translator = Translator.from_loaded(resolved, device=device)
-    if not int8 and check_device(device).type == "cpu" and packed:
-        from nmt.models.packed import pack_linear_layers
-
-        # float32 linear weights reordered once for oneDNN (faster from 4 rows up).
-        translator.model = cast(Seq2SeqModel, pack_linear_layers(cast(nn.Module, translator.model)))
     if shortlist:
         from nmt.decoding.shortlist import load_for_model
 
@@ -128,6 +123,12 @@ def load_engine(
         # Still the same model class, its nn.Linear layers swapped for quantized ones.
         model = quantize_int8(cast(nn.Module, translator.model))
         translator.model = cast(Seq2SeqModel, model)
+    if check_device(device).type == "cpu" and packed:
+        from nmt.models.packed import pack_linear_layers
+
+        # float32 linear weights (with --int8, those of the layers it leaves in float32)
+        # reordered once for oneDNN (faster from 4 rows up).
+        translator.model = cast(Seq2SeqModel, pack_linear_layers(cast(nn.Module, translator.model)))
     return translator
 
 

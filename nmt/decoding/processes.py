@@ -119,6 +119,9 @@ class ModelProcess:
         connection = self._live_connection()
         try:
             connection.send(self.translator)  # torch's pickler: tensors go by shared memory
+        except NotImplementedError as exc:  # a tensor without storage (an opaque one)
+            self._kill()
+            raise ModelProcessFailed(f"the model cannot be sent to a model process: {exc}") from exc
         except RuntimeError as exc:  # a tensor could not be moved into shared memory
             self._kill()
             raise ModelProcessFailed(

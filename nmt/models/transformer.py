@@ -514,8 +514,13 @@ class Transformer(TranslationModel):
         return out
 
     def output_layer(self) -> tuple[Tensor, Tensor | None]:
-        """The output projection's weight (V, D) and bias (V,) or None: logits = x·Wᵀ + b."""
-        return self.generator.weight, self.output_bias
+        """The output projection's weight (V, D) and bias (V,) or None: logits = x·Wᵀ + b. An
+        inference layer that replaced the generator holds the output bias as its own
+        (nmt.models.swap)."""
+        bias = self.output_bias
+        if bias is None:
+            bias = getattr(self.generator, "bias", None)
+        return self.generator.weight, bias
 
     def encode(
         self, src: Tensor, src_mask: Tensor, options: EncodeOptions = DEFAULT_ENCODE_OPTIONS

@@ -334,8 +334,15 @@ def assert_same_outputs(
     for mine, engine in zip(ours, theirs, strict=True):
         assert [t.tokens for t in engine] == [t.tokens for t in mine]
         assert [t.ended for t in engine] == [t.ended for t in mine]
-        if scores:  # within the constant a renormalised first step shifts CTranslate2's by
-            assert [t.score for t in engine] == pytest.approx([t.score for t in mine], abs=1e-2)
+        if scores:
+            # CTranslate2 renormalises its first step after banning the end of sentence (nmt
+            # does not: docs/decoding.md), which raises all of a sentence's scores (α = 0) by
+            # one constant, -log(1 - P(EOS first)): 2·10⁻³ at most on the toy model trained on
+            # a Xeon, 1.3·10⁻² on one trained on an EPYC (its float32 sums round otherwise).
+            shift = engine[0].score - mine[0].score
+            assert -1e-4 <= shift <= 0.05
+            expected = [t.score + shift for t in mine]
+            assert [t.score for t in engine] == pytest.approx(expected, abs=1e-4)
 
 
 def test_outputs_that_reach_the_length_limit_are_identical(
@@ -423,7 +430,9 @@ def test_guards_give_identical_outputs(
     model = ours_engine.model
     specials = {model.bos_id, model.pad_id}
     writes_special = [bool(specials & set(t[0].tokens)) for t in theirs]
-    assert sum(writes_special) <= 3, sum(writes_special)
+    # How many depends on the toy model's weights (at most 3 of 100 trained on a Xeon, 7 on an
+    # EPYC).
+    assert sum(writes_special) <= len(sentences) // 10, sum(writes_special)
     assert not any(specials & set(t[0].tokens) for t in ours)
     kept = [i for i, special in enumerate(writes_special) if not special]
     parted = [i for i in kept if ours[i][0].tokens != theirs[i][0].tokens]

@@ -10,7 +10,15 @@ from torch import nn
 from nmt.config import DecodingConfig, TransformerConfig
 from nmt.data.tokenizer import EOS_ID, PAD_ID
 from nmt.decoding.search import beam_search
-from nmt.models.packed import MIN_ROWS, PackedLinear, available, pack_linear_layers
+from nmt.models import packed
+from nmt.models.packed import (
+    MIN_ROWS,
+    MIN_WIDTH,
+    PackedLinear,
+    available,
+    narrowest_packed,
+    pack_linear_layers,
+)
 from nmt.models.transformer import Transformer
 
 pytestmark = pytest.mark.skipif(not available(), reason="this PyTorch has no oneDNN")
@@ -67,6 +75,21 @@ def test_a_packed_transformer_searches_as_the_plain_one() -> None:
         assert b[0].score == pytest.approx(a[0].score, abs=1e-3)
 
 
+def test_a_packed_model_hands_over_its_output_layer_with_the_bias_it_took_in() -> None:
+    """Perplexity (nmt evaluate) applies ``output_layer()`` itself: the folded output bias must
+    come with it (it did not, and an imported Marian model's perplexity was another number)."""
+    plain = wide_model(num_layers=1, d_ff=512, seed=1, eos_bias=4.0, random_bias=True)
+    packed = pack_linear_layers(copy.deepcopy(plain))
+    assert isinstance(packed, Transformer)
+    x = torch.randn(3, 512)
+    logits = []
+    for model in (plain, packed):
+        weight, bias = model.output_layer()
+        assert bias is not None
+        logits.append(x @ weight.T + bias)
+    torch.testing.assert_close(logits[1], logits[0])
+
+
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_a_packed_model_translates_alone_as_in_a_batch(beam_size: int) -> None:
     """A sentence alone (greedy: one row, the plain GEMM) and inside a batch of 16 (the packed
@@ -85,3 +108,32 @@ def test_a_packed_model_translates_alone_as_in_a_batch(beam_size: int) -> None:
             model, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool), options
         )
         assert alone[0][0].tokens == found[0].tokens
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "mkl", "narrowest"),
+    [
+        ("vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n" * 2, True, 512),
+        ("vendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n" * 2, True, 1),
+        ("vendor_id\t: AuthenticAMD\n", False, 512),  # another BLAS: not measured
+        ("processor\t: 0\nCPU implementer\t: 0x41\n", True, 512),  # no vendor (Arm)
+        ("", True, 512),  # no /proc/cpuinfo
+    ],
+)
+def test_every_layer_is_packed_only_where_mkl_runs_on_another_vendors_cpu(
+    cpuinfo: str, mkl: bool, narrowest: int
+) -> None:
+    assert narrowest_packed(cpuinfo, mkl=mkl) == narrowest
+
+
+@pytest.mark.parametrize("narrowest", [1, MIN_WIDTH])
+def test_layers_narrower_than_the_machines_width_stay_plain(
+    narrowest: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """d_model 64 and 600 pieces: every layer packed where the width is 1, none at 512."""
+    monkeypatch.setattr(packed, "min_width", lambda: narrowest)
+    config = TransformerConfig(num_layers=1, d_model=64, d_ff=128, num_heads=4, dropout=0.0)
+    model = pack_linear_layers(Transformer(config, 600).eval())
+    linear = [m for m in model.modules() if isinstance(m, PackedLinear | nn.Linear)]
+    assert len(linear) == 4 + 7 + 1
+    assert all(isinstance(m, PackedLinear) == (narrowest == 1) for m in linear)

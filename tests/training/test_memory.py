@@ -162,7 +162,8 @@ def test_float32_matmuls_leave_no_buffers_behind_in_nmt_train() -> None:
     env = {k: v for k, v in os.environ.items() if k != MKL_FAST_MM_ENV}
     script = MALLOC_COUNT + MKL_WORK
     assert printed_figure(script, "nmt train", environment=env) < 10  # measured 1 MB
-    assert printed_figure(script, "defaults", environment=env) > 40  # measured 78 MB
+    # measured 78 MB on a Xeon, 34 on an AMD EPYC (where MKL runs other kernels)
+    assert printed_figure(script, "defaults", environment=env) > 20
 
 
 @pytest.mark.skipif(mimalloc_library() is None, reason="needs the cmeel-mimalloc wheel")
