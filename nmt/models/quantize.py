@@ -19,8 +19,9 @@ Which kernel: oneDNN's int8 inner product with the weight packed once
 (``onednn::qlinear_pointwise``, what PyTorch's x86 quantization backend compiles to), fed the
 per-row quantized input as int8: at the OPUS-MT shape's layers at 128 rows, two threads, 1.6–3.9×
 faster than fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses, and nmt until
-2026-12-06; about even at a few rows), as it uses the CPU's AMX or VNNI int8 units. fbgemm's stays
-for builds and CPUs without them (``onednn_int8_usable``); both give the same floats, bit for bit.
+2026-12-06; about even at a few rows), as it uses the CPU's AMX units. fbgemm's stays for builds
+and CPUs without them (``onednn_int8_usable``: without AMX oneDNN ran this input on its reference
+kernel, 100× slower); both give the same floats, bit for bit.
 ``torch._int_mm`` (oneDNN too; what torchao's int8 layers call) takes per-row scales directly but
 repacks the weight at every call: on the 58k-piece output projection at 128 rows it was no faster
 than float32. torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and
@@ -42,7 +43,7 @@ INT8_MAX = 127
 INT7_MAX = 63
 
 # The int8 matmuls, all giving exact int32 sums of the integers they are handed:
-# - "onednn": oneDNN's inner product (needs AVX-512 VNNI or AMX: ``onednn_int8_usable``);
+# - "onednn": oneDNN's inner product (needs AMX: ``onednn_int8_usable``);
 # - "fbgemm": fbgemm's, the input's integers -127 … 127 (on a CPU with VNNI);
 # - "fbgemm-7bit": fbgemm's on a CPU without VNNI, the input's integers -63 … 63. There each
 #   pair of products is added into 16 bits with saturation (``vpmaddubsw``), which an 8-bit
@@ -87,7 +88,7 @@ class Int8Linear(nn.Module):
     Two kernels (``kernel``, ``KERNELS``), the same numbers: oneDNN's
     (``onednn::qlinear_pointwise``, the int8 inner product PyTorch's x86 quantization backend
     compiles to, the weight packed once), which takes the int8 rows as they are and runs on the
-    CPU's VNNI or AMX units; and, where that cannot run (``onednn_int8_usable``), fbgemm's
+    CPU's AMX units; and, where that cannot run (``onednn_int8_usable``), fbgemm's
     (``quantized::linear_dynamic``), which quantizes its float input itself: it gets the
     integer-valued floats plus one extra row holding -128 and 127 (-64 and 63 for a 7-bit
     input), so that the scale it derives is exactly 1 and its zero point 128 (64). oneDNN's was
@@ -198,17 +199,23 @@ class Int8Linear(nn.Module):
 
 
 def onednn_int8_usable() -> bool:
-    """Whether oneDNN's int8 inner product gives exact sums here: this PyTorch build has it and
-    the CPU has AVX-512 VNNI (AMX CPUs have it too), the rule PyTorch's own quantized kernels
-    follow (aten's ``should_use_onednn_quant``). Without VNNI, int8 products are added in pairs
-    into saturating 16-bit sums: emulated with ``ONEDNN_MAX_CPU_ISA=AVX2`` on this Xeon, the
-    op's outputs were off by up to 20 times their size."""
+    """Whether oneDNN's int8 inner product is exact and fast here: this PyTorch build has it and
+    the CPU has AMX. Without VNNI, int8 products are added in pairs into saturating 16-bit
+    sums: emulated with ``ONEDNN_MAX_CPU_ISA=AVX2`` on the Xeon, the op's outputs were off by
+    up to 20 times their size. With VNNI but no AMX (an AMD EPYC), oneDNN runs nmt's signed
+    int8 input on its reference kernel (``ONEDNN_VERBOSE=1``: ``ref_int8:any``): 16 × 512 →
+    2,048 took 180 ms against fbgemm's 1.8, and `--int8` on the OPUS-MT shape 29 s a sentence.
+    (PyTorch's own quantized kernels ask only for VNNI: they hand oneDNN unsigned input.)"""
     has_op = torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
-    return bool(has_op and _has_vnni())
+    return bool(has_op and _has_vnni() and _has_amx())
 
 
 def _has_vnni() -> bool:
     return bool(getattr(torch.cpu, "_is_vnni_supported", lambda: False)())
+
+
+def _has_amx() -> bool:
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def exact_kernels() -> list[str]:
