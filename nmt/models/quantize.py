@@ -19,9 +19,10 @@ Which kernel: oneDNN's int8 inner product with the weight packed once
 (``onednn::qlinear_pointwise``, what PyTorch's x86 quantization backend compiles to), fed the
 per-row quantized input as int8: at the OPUS-MT shape's layers at 128 rows, two threads, 1.6–3.9×
 faster than fbgemm's ``quantized::linear_dynamic`` (what ``quantize_dynamic`` uses, and nmt until
-2026-12-06; about even at a few rows), as it uses the CPU's AMX units. fbgemm's stays for builds
-and CPUs without them (``onednn_int8_usable``: without AMX oneDNN ran this input on its reference
-kernel, 100× slower); both give the same floats, bit for bit.
+2026-12-06; about even at a few rows), as it uses the CPU's AMX or VNNI int8 units (with VNNI
+alone the input goes as unsigned bytes: signed, oneDNN ran it on its reference kernel, 100×
+slower). fbgemm's stays for builds and CPUs without them (``onednn_int8_usable``); both give the
+same floats, bit for bit.
 ``torch._int_mm`` (oneDNN too; what torchao's int8 layers call) takes per-row scales directly but
 repacks the weight at every call: on the 58k-piece output projection at 128 rows it was no faster
 than float32. torchao's ``Int8DynamicActivationInt8WeightConfig`` is built for ``torch.compile`` and
@@ -41,9 +42,10 @@ from nmt.models.swap import replace_linear_layers
 
 INT8_MAX = 127
 INT7_MAX = 63
+UNSIGNED_ZERO = 128  # the zero point of oneDNN's unsigned input (without AMX)
 
 # The int8 matmuls, all giving exact int32 sums of the integers they are handed:
-# - "onednn": oneDNN's inner product (needs AMX: ``onednn_int8_usable``);
+# - "onednn": oneDNN's inner product (needs AVX-512 VNNI or AMX: ``onednn_int8_usable``);
 # - "fbgemm": fbgemm's, the input's integers -127 … 127 (on a CPU with VNNI);
 # - "fbgemm-7bit": fbgemm's on a CPU without VNNI, the input's integers -63 … 63. There each
 #   pair of products is added into 16 bits with saturation (``vpmaddubsw``), which an 8-bit
@@ -87,8 +89,9 @@ class Int8Linear(nn.Module):
 
     Two kernels (``kernel``, ``KERNELS``), the same numbers: oneDNN's
     (``onednn::qlinear_pointwise``, the int8 inner product PyTorch's x86 quantization backend
-    compiles to, the weight packed once), which takes the int8 rows as they are and runs on the
-    CPU's AMX units; and, where that cannot run (``onednn_int8_usable``), fbgemm's
+    compiles to, the weight packed once), which takes the int8 rows (as unsigned bytes without
+    AMX: ``unsigned_input``) and runs on the CPU's VNNI or AMX units; and, where that cannot run
+    (``onednn_int8_usable``), fbgemm's
     (``quantized::linear_dynamic``), which quantizes its float input itself: it gets the
     integer-valued floats plus one extra row holding -128 and 127 (-64 and 63 for a 7-bit
     input), so that the scale it derives is exactly 1 and its zero point 128 (64). oneDNN's was
@@ -117,6 +120,10 @@ class Int8Linear(nn.Module):
         self.kernel = kernel
         # The input's integers: -127 … 127, or -63 … 63 for fbgemm without VNNI (see KERNELS).
         self.input_max = INT8_MAX if kernel != "fbgemm-7bit" else INT7_MAX
+        # oneDNN takes them as they are on AMX; with VNNI alone they go shifted by 128 into
+        # unsigned bytes with zero point 128, VNNI's own u8 × s8 product (signed input ran on
+        # oneDNN's reference kernel there, ~100× slower; the same exact sums either way).
+        self.unsigned_input = kernel == "onednn" and not _has_amx()
         self._pack(weight, scales)
         bias = None if bias is None else bias.detach().float().clone()
         self.register_buffer("bias", bias)
@@ -145,14 +152,16 @@ class Int8Linear(nn.Module):
         count = rows.size(0)
         scale = row_scales(rows, self.input_max)  # (R, 1)
         if self.kernel == "onednn":
-            values = torch.div(rows, scale).round_().to(torch.int8)
+            zero = UNSIGNED_ZERO if self.unsigned_input else 0
+            integers = torch.div(rows, scale).round_()
+            values = integers.add_(zero).to(torch.uint8 if zero else torch.int8)
             if count == 1:
                 # At one row oneDNN took 8–140× as long as at two for layers with a side of
                 # 256 (27.6 ms against 0.2 for the quickstart's 256 → 8,000 output layer): a
                 # zero row is added, and each row's sums are its own, so nothing changes.
-                values = torch.cat([values, values.new_zeros(1, self.in_features)])
+                values = torch.cat([values, values.new_full((1, self.in_features), zero)])
             sums = torch.ops.onednn.qlinear_pointwise(
-                values, 1.0, 0, self.packed, self.weight_scale, self.zero_points,
+                values, 1.0, zero, self.packed, self.weight_scale, self.zero_points,
                 None, 1.0, 0, torch.float32, "none", [], "",
             )[:count]  # fmt: skip
         else:
@@ -199,15 +208,17 @@ class Int8Linear(nn.Module):
 
 
 def onednn_int8_usable() -> bool:
-    """Whether oneDNN's int8 inner product is exact and fast here: this PyTorch build has it and
-    the CPU has AMX. Without VNNI, int8 products are added in pairs into saturating 16-bit
-    sums: emulated with ``ONEDNN_MAX_CPU_ISA=AVX2`` on the Xeon, the op's outputs were off by
-    up to 20 times their size. With VNNI but no AMX (an AMD EPYC), oneDNN runs nmt's signed
-    int8 input on its reference kernel (``ONEDNN_VERBOSE=1``: ``ref_int8:any``): 16 × 512 →
-    2,048 took 180 ms against fbgemm's 1.8, and `--int8` on the OPUS-MT shape 29 s a sentence.
-    (PyTorch's own quantized kernels ask only for VNNI: they hand oneDNN unsigned input.)"""
+    """Whether oneDNN's int8 inner product gives exact sums here: this PyTorch build has it and
+    the CPU has AVX-512 VNNI (AMX CPUs have it too), the rule PyTorch's own quantized kernels
+    follow (aten's ``should_use_onednn_quant``). Without VNNI, int8 products are added in pairs
+    into saturating 16-bit sums: emulated with ``ONEDNN_MAX_CPU_ISA=AVX2`` on the Xeon, the
+    op's outputs were off by up to 20 times their size. With VNNI but no AMX (an AMD EPYC) the
+    input goes unsigned (``Int8Linear.unsigned_input``): signed, oneDNN ran it on its reference
+    kernel (``ONEDNN_VERBOSE=1``: ``ref_int8:any``; 16 × 512 → 2,048 in 180 ms against
+    fbgemm's 1.8, `--int8` on the OPUS-MT shape 29 s a sentence), unsigned on its
+    ``brg_matmul:avx512_core_vnni``."""
     has_op = torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
-    return bool(has_op and _has_vnni() and _has_amx())
+    return bool(has_op and _has_vnni())
 
 
 def _has_vnni() -> bool:

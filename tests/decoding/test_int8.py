@@ -110,18 +110,6 @@ def test_without_vnni_only_fbgemm_with_a_7_bit_input_runs(monkeypatch: pytest.Mo
     assert default_kernel() == ("onednn" if onednn_int8_usable() else "fbgemm")
 
 
-def test_with_vnni_but_no_amx_fbgemm_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With VNNI but no AMX (an AMD EPYC) oneDNN ran nmt's signed int8 input on its reference
-    kernel, about 100x slower than fbgemm's: there fbgemm's 8-bit kernel is the default."""
-    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: True)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert exact_kernels() == ["fbgemm", "fbgemm-7bit"]
-    assert Int8Linear(nn.Linear(8, 4)).kernel == "fbgemm"
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    has_op = torch.backends.mkldnn.is_available() and hasattr(torch.ops.onednn, "qlinear_pointwise")
-    assert default_kernel() == ("onednn" if has_op else "fbgemm")
-
-
 def test_an_unknown_kernel_is_refused() -> None:
     with pytest.raises(ValueError, match="one of onednn, fbgemm, fbgemm-7bit"):
         Int8Linear(nn.Linear(8, 4), kernel="fbgem")
@@ -139,6 +127,24 @@ def test_the_two_kernels_compute_the_same_numbers() -> None:
         onednn = Int8Linear(linear, kernel="onednn")(x)
         fbgemm = Int8Linear(linear, kernel="fbgemm")(x)
         assert torch.equal(onednn, fbgemm), float((onednn - fbgemm).abs().max())
+
+
+@NEEDS_VNNI
+@pytest.mark.parametrize("amx", [False, True])
+def test_onednn_takes_signed_input_on_amx_and_unsigned_without(
+    amx: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With VNNI but no AMX (an AMD EPYC) oneDNN ran signed int8 input on its reference kernel,
+    ~100x slower; there the input goes as unsigned bytes with zero point 128 (its VNNI kernel).
+    Either way the numbers are fbgemm's, one row (padded with a zero row) or many."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    torch.manual_seed(0)
+    linear = nn.Linear(512, 300)
+    layer = Int8Linear(linear, kernel="onednn")
+    assert layer.unsigned_input == (not amx)
+    x = torch.randn(37, 512) * torch.logspace(-2, 2, 37)[:, None]
+    for rows in (x[:1], x):
+        assert torch.equal(layer(rows), Int8Linear(linear, kernel="fbgemm")(rows))
 
 
 @KERNELS
