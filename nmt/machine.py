@@ -27,14 +27,24 @@ def matmul_gflops(size: int = 512, repeats: int = 7) -> float:
     return statistics.median(rates)
 
 
+def cpuinfo() -> str:
+    """/proc/cpuinfo's text; empty where there is none (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def cpuinfo_values(text: str, key: str) -> list[str]:
+    """The values of ``key`` (``model name``, ``vendor_id``) in cpuinfo ``text``, one per
+    processor."""
+    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(key)]
+
+
 def describe() -> str:
     """One line: processor, threads, torch, and the measured float32 matmul speed."""
     cpu = platform.processor() or platform.machine()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:  # not Linux
-        cpuinfo = ""
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line]
+    names = cpuinfo_values(cpuinfo(), "model name")
     if names:
         cpu = names[0]
     return (

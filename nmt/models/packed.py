@@ -24,13 +24,13 @@ layer's up to float32 rounding (the sums are taken in another order).
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nmt import machine
 from nmt.models.swap import replace_linear_layers
 
 MIN_ROWS = 4  # below this the plain GEMM was faster for the 512-wide layers
@@ -95,19 +95,14 @@ def narrowest_packed(cpuinfo: str, *, mkl: bool) -> int:
     PyTorch's plain GEMM is MKL's: ``MIN_WIDTH`` on Intel's own CPUs (and wherever the vendor or
     the BLAS is another: not measured), 1 (every layer) on another vendor's x86 CPU, where MKL's
     GEMMs of a few rows are slow (module docstring)."""
-    lines = cpuinfo.splitlines()
-    vendors = {line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")}
+    vendors = set(machine.cpuinfo_values(cpuinfo, "vendor_id"))
     return 1 if mkl and vendors and "GenuineIntel" not in vendors else MIN_WIDTH
 
 
 @functools.cache
 def min_width() -> int:
     """``narrowest_packed`` for this machine."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:  # not Linux
-        cpuinfo = ""
-    return narrowest_packed(cpuinfo, mkl=torch.backends.mkl.is_available())
+    return narrowest_packed(machine.cpuinfo(), mkl=torch.backends.mkl.is_available())
 
 
 def pack_linear_layers(model: nn.Module) -> nn.Module:
