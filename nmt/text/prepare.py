@@ -239,9 +239,19 @@ class _Builder:
             )
         spans = sentence_spans(block, language=self.language, split_lines=self.split_lines)
         segments: list[list[tuple[int, Item]]] = [[] for _ in range(2 * len(spans) + 1)]
+        opened: dict[int, tuple[int, int]] = {}  # element id → where its start tag went
         for item, start in zip(items, starts, strict=True):
+            start_tag = opened.get(id(item.element)) if isinstance(item, Tag) and item.end else None
+            if start_tag is not None and start_tag[0] == start:
+                # An element with nothing in it (``<a name="x"></a>`` before a heading's text)
+                # stays whole where its start tag went: at a sentence's edge the two tags
+                # would otherwise fall on either side of it, the end tag first.
+                segments[start_tag[1]].append((start, item))
+                continue
             for index, offset, piece in self._place(item, start, spans):
                 segments[index].append((offset, piece))
+                if isinstance(piece, Tag) and not piece.end:
+                    opened[id(piece.element)] = (start, index)
         for index, segment in enumerate(segments):
             if index % 2 == 0:  # a gap between sentences: written as it was
                 self.parts += [

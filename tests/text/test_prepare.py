@@ -71,6 +71,16 @@ def test_markup_comes_back_well_formed_with_the_same_tags_nested_alike() -> None
     assert "<code>a &lt; b</code>" in out and "&amp;" in out
 
 
+def test_an_empty_element_stays_whole_at_either_edge_of_a_sentence() -> None:
+    """An anchor with nothing in it (DocBook's ``<a name="AEN6"></a>`` before a heading's text,
+    Debian's base-passwd manual) came back as ``</a><a name="AEN6">``: its end tag fell in the
+    gap before the sentence, its start tag inside, and the anchor then wrapped the text."""
+    out = round_trip('<h3><a name="x"></a>Colin Watson</h3>', format="html")
+    assert out == '<h3><a name="x"></a>WATSON COLIN</h3>'
+    out = round_trip('<p>Colin Watson<a name="y"></a></p>', format="html")
+    assert out == '<p>WATSON COLIN<a name="y"></a></p>'
+
+
 def test_translated_attributes_and_kept_elements() -> None:
     text = '<p title="Go home">Hi there <img src="a.png" alt="A cat"> <script>x = 1</script></p>'
     out = round_trip(text, format="html")
