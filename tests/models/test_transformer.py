@@ -278,7 +278,10 @@ def largest_error_against_decoding_alone(model: Transformer) -> float:
     for log_probs, sentence, history in run["steps"]:  # type: ignore[attr-defined]
         for row in range(log_probs.size(0)):
             alone = teacher_forced_log_probs(model, src[sentence[row]], history[row])[-1]
-            error = max(error, (log_probs[row] - alone).abs().max().item())
+            # NaN (a cache read where nothing was written can hold it) counts as infinite: max()
+            # would skip it, and a broken cache then read as no error at all.
+            difference = (log_probs[row] - alone).abs().nan_to_num(nan=math.inf)
+            error = max(error, difference.max().item())
     return error
 
 
