@@ -18,11 +18,14 @@ from nmt.models.cache import StepBuffer
 from nmt.models.interface import DecoderState, EncodeOptions, Seq2SeqModel
 from nmt.models.store import load_weights
 from nmt.models.transformer import (
+    StepMemory,
     Transformer,
     TransformerState,
     attention_weights,
     scaled_dot_product_attention,
     sinusoidal_positions,
+    step_attention,
+    step_memory,
 )
 
 VOCAB = 50
@@ -72,6 +75,23 @@ def test_fused_attention_equals_the_textbook_formula_with_masks() -> None:
     kq = k[:, :, :5]
     fused_causal = scaled_dot_product_attention(q, kq, v[:, :, :5], None, is_causal=True)
     assert torch.allclose(fused_causal, textbook_attention(q, kq, v[:, :, :5], causal), atol=1e-6)
+
+
+def test_step_attention_equals_the_textbook_formula_with_masks() -> None:
+    """Decoding steps on the CPU attend through a StepMemory (two batched matmuls): the same
+    attention as the formula and the fused kernel, and its weights are distributions over the
+    real source pieces only."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 4, 5, 8), torch.randn(3, 4, 7, 8), torch.randn(3, 4, 7, 8)
+    padding = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+    padding[0, ..., 4:] = False
+    padding[2, ..., 6:] = False
+    out, weights = step_attention(q, step_memory(k, v, padding))
+    assert torch.allclose(out, textbook_attention(q, k, v, padding), atol=1e-6)
+    assert torch.allclose(out, scaled_dot_product_attention(q, k, v, padding), atol=1e-6)
+    assert torch.allclose(weights, attention_weights(q, k, padding), atol=1e-6)
+    assert (weights[0, ..., 4:] == 0).all() and (weights[2, ..., 6:] == 0).all()
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 4, 5))
 
 
 def test_decoder_output_at_t_ignores_later_target_tokens() -> None:
@@ -365,12 +385,12 @@ def test_recorded_attention_is_the_weights_of_the_real_attention_call(
     model = tiny()
     captured: list[torch.Tensor] = []
 
-    def capture(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        weights = attention_weights(query, key, mask)
+    def capture(query: torch.Tensor, memory: StepMemory) -> tuple[torch.Tensor, torch.Tensor]:
+        out, weights = step_attention(query, memory)
         captured.append(weights)
-        return weights
+        return out, weights
 
-    monkeypatch.setattr(transformer, "attention_weights", capture)
+    monkeypatch.setattr(transformer, "step_attention", capture)
     run = beam_like_decode(model, record_attention=True)
     state = run["state"]
     assert isinstance(state, TransformerState) and state.attention is not None
@@ -402,12 +422,15 @@ def test_recorded_attention_is_the_weights_of_the_real_attention_call(
 
 
 @torch.no_grad()
-def test_without_recording_decoding_uses_the_fused_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoding_on_the_cpu_attends_through_step_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every decoder layer's encoder keys and values are laid out once for the steps, and no
+    step computes the weights a second time when none are recorded."""
     model = tiny()
     calls = []
     monkeypatch.setattr(transformer, "attention_weights", lambda *args: calls.append(args))
     src, src_mask, tgt = random_batch()
     state = model.encode(src, src_mask)
+    assert all(isinstance(memory, StepMemory) for memory in state.memory)
     _, state = model.decode_step(tgt[:, 0], state)
     assert not calls and state.attention is None
 
