@@ -53,7 +53,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import count
@@ -197,6 +197,15 @@ def model_threads(
     return workers, threads or max(1, cores // workers)
 
 
+def use_cpu_threads(count: int) -> None:
+    """This thread's PyTorch intra-op threads from now on. They are OpenMP's, whose count is
+    kept per thread, but a thread's first parallel operation (or ``get_num_threads``) sets it
+    again from a process-wide default that every ``set_num_threads`` changes: reading it at once
+    keeps this thread's count whatever other threads set later."""
+    torch.set_num_threads(count)
+    torch.get_num_threads()
+
+
 class BatchingWorker:
     """Owns ``translator``; translate through :meth:`submit` only.
 
@@ -246,6 +255,16 @@ class BatchingWorker:
         ]
         self._searching = 0  # model threads searching a batch now
         self.cpu_threads = cpu_threads or torch.get_num_threads()  # each model thread's
+        # A lone request (low load, no other search) gets every CPU thread of the model threads
+        # together, in a thread of its own: a model thread's own team would stay that large
+        # after it, and OpenMP teams that outnumber the cores sleep between operators
+        # (nmt.serve.app.serve). On the OPUS-MT shape, two cores, one client: p50 233 ms on one
+        # thread, 208 on two (docs/serve.md).
+        self._lone: ThreadPoolExecutor | None = None
+        if self.cpu_threads == 1 and workers > 1:
+            self._lone = ThreadPoolExecutor(
+                1, "nmt-serve-lone", initializer=use_cpu_threads, initargs=(workers,)
+            )
         self._processes: list[ModelProcess] = []
         if processes:
             self._processes = [
@@ -281,6 +300,10 @@ class BatchingWorker:
         if self._processes:
             pids = ", ".join(str(process.pid) for process in self._processes)
             log.info("each model thread searches in a process of its own: pids %s", pids)
+        if self._lone is not None:
+            default = torch.get_num_threads()
+            self._lone.submit(torch.get_num_threads).result()  # its thread starts, pinned
+            torch.set_num_threads(default)  # the process-wide default as it was (use_cpu_threads)
         for thread in self._threads:
             thread.start()
 
@@ -296,6 +319,8 @@ class BatchingWorker:
         if not any(thread.is_alive() for thread in self._threads):
             for process in self._processes:
                 process.stop()
+            if self._lone is not None:
+                self._lone.shutdown()
 
     def submit(
         self,
@@ -340,9 +365,8 @@ class BatchingWorker:
     # -- the thread -------------------------------------------------------------------------
 
     def _run(self, number: int) -> None:
-        # A thread's own setting: PyTorch's intra-op threads are OpenMP's, whose count is kept
-        # per thread that starts parallel work (nmt.serve.app.serve keeps its main thread's 1).
-        torch.set_num_threads(self.cpu_threads)
+        # A thread's own setting (nmt.serve.app.serve keeps its main thread's 1).
+        use_cpu_threads(self.cpu_threads)
         state = _ThreadState(self._processes[number] if self._processes else self.translator)
         while (jobs := self._gather(state)) is not None:
             started = time.monotonic()
@@ -356,14 +380,18 @@ class BatchingWorker:
             for job in live:
                 groups.setdefault(job.group_key(), []).append(job)
             with self._lock:
-                # A lone request while no other thread searches (low load) is searched here:
-                # a model process costs it a few milliseconds (its pipe, and weights in shared
-                # memory; docs/serve.md), and alone it contends for no lock. Not with several
-                # CPU threads: several model threads' OpenMP teams could outnumber the cores.
+                # A lone request while no other thread searches (low load) is searched here, on
+                # every model thread's CPU thread (``_lone``): a model process costs it a few
+                # milliseconds (its pipe, and weights in shared memory; docs/serve.md), and
+                # alone it contends for no lock. Not with several CPU threads per model thread:
+                # their OpenMP teams could outnumber the cores.
                 alone = len(live) == 1 and self._searching == 0 and self.cpu_threads == 1
                 self._searching += 1
             try:
                 for group in groups.values():
+                    if alone and self._lone is not None:
+                        self._lone.submit(self._translate, group, self.translator).result()
+                        continue
                     # A trace is read where it is written: in this process.
                     here = alone or group[0].observer is not None
                     self._translate(group, self.translator if here else state.translator)

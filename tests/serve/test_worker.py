@@ -109,6 +109,40 @@ def test_a_lone_request_waits_at_most_max_wait_for_company() -> None:
     assert translator.calls[1:] == [["alone"]]
 
 
+class ThreadCountingTranslator(FakeTranslator):
+    """Also notes the CPU threads each call searches on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu_threads: list[int] = []
+
+    def translate_nbest(self, sentences: Sequence[str], *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.cpu_threads.append(torch.get_num_threads())
+        return super().translate_nbest(sentences, *args, **kwargs)
+
+
+def test_a_lone_request_is_searched_on_every_model_threads_cpu_thread() -> None:
+    """At low load a request has the machine to itself: two single-threaded model threads give
+    it two CPU threads. A request searched while another is gets its model thread's one."""
+    translator = ThreadCountingTranslator()
+    worker = make_worker(translator, workers=2, cpu_threads=1)
+    assert texts_of(submit(worker, "alone")) == ["ALONE"]
+    deadline = time.monotonic() + TIMEOUT
+    while worker._searching and time.monotonic() < deadline:  # answered, not yet counted done
+        time.sleep(0.01)
+    translator.entered.clear()
+    first = hold_first_call(translator, worker)  # alone too, held inside its call
+    second = submit(worker, "second")  # the other model thread's, while the first searches
+    deadline = time.monotonic() + TIMEOUT
+    while len(translator.calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    translator.release.set()
+    assert texts_of(first) == ["FIRST"] and texts_of(second) == ["SECOND"]
+    worker.stop(TIMEOUT)
+    assert translator.calls == [["alone"], ["first"], ["second"]]
+    assert translator.cpu_threads == [2, 2, 1]
+
+
 def test_different_options_are_translated_in_different_calls() -> None:
     translator = FakeTranslator()
     worker = make_worker(translator)
