@@ -582,7 +582,10 @@ class Transformer(TranslationModel):
         keys_values = self.memory_keys_values(self.encoder(src, src_mask))
         memory_mask = src_mask[:, None, None, :]
         memory: list[LayerMemory] = list(keys_values)
-        if src.device.type == "cpu":  # where the fused kernel is slow at a step's shapes
+        # On the CPU, where the fused kernel is slow at a step's shapes; in float32 only, as
+        # half-precision matmuls would round the scores before the softmax (the fused kernel
+        # keeps them in float32).
+        if src.device.type == "cpu" and keys_values[0][0].dtype == torch.float32:
             memory = [step_memory(key, value, memory_mask) for key, value in keys_values]
         return TransformerState(
             memory,
