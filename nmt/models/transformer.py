@@ -156,8 +156,8 @@ class SelfAttention(nn.Module):
             assert x.size(1) == 1, "the cache takes one position at a time"
             # This position's keys and values, (N, 2, H, K): a view of qkv, copied into place.
             step = qkv.view(x.size(0), 3, self.num_heads, -1)[:, 1:]
-            both = cache.write(position, step)  # (N, 2, H, position + 1, K), a view
-            key, value = both[:, 0], both[:, 1]
+            both = cache.write(position, step)  # (N, position + 1, 2, H, K), a view
+            key, value = both[:, :, 0].transpose(1, 2), both[:, :, 1].transpose(1, 2)
             causal = False
         out = scaled_dot_product_attention(query, key, value, mask, is_causal=causal)
         return self.out_proj(merge_heads(out))
@@ -412,8 +412,10 @@ class TransformerState:
         self.position = 0  # target positions fed so far
         self.logits = logits  # decode_step returns logits, not log-probabilities
         self.output = output  # the output layer restricted to a shortlist, or None
-        # Per layer: keys and values stacked, (N, 2, H, P, K).
-        self.caches = [StepBuffer(step_dim=3, capacity=capacity, limit=limit) for _ in memory]
+        # Per layer: keys and values stacked, (N, P, 2, H, K): positions before heads, so that a
+        # row's filled positions are one block, which beam search's reordering copies 1.4–1.5×
+        # as fast as 2·H blocks (and the fused attention reads no slower: docs/engines.md).
+        self.caches = [StepBuffer(step_dim=1, capacity=capacity, limit=limit) for _ in memory]
         # Cross-attention weights, (N, P, L, H, S).
         self.recorded = (
             StepBuffer(step_dim=1, capacity=capacity, limit=limit) if record_attention else None

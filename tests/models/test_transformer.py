@@ -364,7 +364,7 @@ def test_caches_are_written_in_place_without_reallocation() -> None:
     state = model.encode(src, src_mask, EncodeOptions(max_steps=tgt.size(1)))
     _, state = model.decode_step(tgt[:, 0], state)
     cache = state.caches[0]
-    assert cache.data is not None and cache.data.size(3) == tgt.size(1)  # (N, 2, H, P, K)
+    assert cache.data is not None and cache.data.size(1) == tgt.size(1)  # (N, P, 2, H, K)
     state = state.select(torch.tensor([2, 0, 1]))  # reordering gathers into a spare buffer …
     storage = {cache.data.data_ptr(), cache.spare.data_ptr()}  # type: ignore[union-attr]
     for t in range(1, tgt.size(1)):
