@@ -49,6 +49,7 @@ is translated alone, so only the job at fault gets the exception.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -197,6 +198,14 @@ def model_threads(
     return workers, threads or max(1, cores // workers)
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity where the platform says, e.g. a
+    container's share)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def use_cpu_threads(count: int) -> None:
     """This thread's PyTorch intra-op threads from now on. They are OpenMP's, whose count is
     kept per thread, but a thread's first parallel operation (or ``get_num_threads``) sets it
@@ -261,9 +270,10 @@ class BatchingWorker:
         # (nmt.serve.app.serve). On the OPUS-MT shape, two cores, one client: p50 233 ms on one
         # thread, 208 on two (docs/serve.md).
         self._lone: ThreadPoolExecutor | None = None
-        if self.cpu_threads == 1 and workers > 1:
+        lone_threads = min(workers, usable_cores())  # more model threads than cores: the cores
+        if self.cpu_threads == 1 and lone_threads > 1:
             self._lone = ThreadPoolExecutor(
-                1, "nmt-serve-lone", initializer=use_cpu_threads, initargs=(workers,)
+                1, "nmt-serve-lone", initializer=use_cpu_threads, initargs=(lone_threads,)
             )
         self._processes: list[ModelProcess] = []
         if processes:

@@ -121,10 +121,13 @@ class ThreadCountingTranslator(FakeTranslator):
         return super().translate_nbest(sentences, *args, **kwargs)
 
 
-def test_a_lone_request_is_searched_on_every_model_threads_cpu_thread() -> None:
+def test_a_lone_request_is_searched_on_every_model_threads_cpu_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """At low load a request has the machine to itself: two single-threaded model threads give
     it two CPU threads. A request searched while another is gets its model thread's one."""
     translator = ThreadCountingTranslator()
+    monkeypatch.setattr(worker_module, "usable_cores", lambda: 2)
     worker = make_worker(translator, workers=2, cpu_threads=1)
     assert texts_of(submit(worker, "alone")) == ["ALONE"]
     deadline = time.monotonic() + TIMEOUT
@@ -141,6 +144,16 @@ def test_a_lone_request_is_searched_on_every_model_threads_cpu_thread() -> None:
     worker.stop(TIMEOUT)
     assert translator.calls == [["alone"], ["first"], ["second"]]
     assert translator.cpu_threads == [2, 2, 1]
+
+
+def test_a_lone_request_gets_no_more_threads_than_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four model threads on two cores: a lone request gets two CPU threads, not four."""
+    translator = ThreadCountingTranslator()
+    monkeypatch.setattr(worker_module, "usable_cores", lambda: 2)
+    worker = make_worker(translator, workers=4, cpu_threads=1)
+    assert texts_of(submit(worker, "alone")) == ["ALONE"]
+    worker.stop(TIMEOUT)
+    assert translator.cpu_threads == [2]
 
 
 def test_different_options_are_translated_in_different_calls() -> None:
