@@ -581,13 +581,14 @@ class Transformer(TranslationModel):
         limit, max_steps = self.config.max_positions, options.max_steps
         if max_steps is not None and max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, not {max_steps}")
-        keys_values = self.memory_keys_values(self.encoder(src, src_mask))
+        encoded = self.encoder(src, src_mask)
+        keys_values = self.memory_keys_values(encoded)
         memory_mask = src_mask[:, None, None, :]
         memory: list[LayerMemory] = list(keys_values)
         # On the CPU, where the fused kernel is slow at a step's shapes; in float32 only, as
         # half-precision matmuls would round the scores before the softmax (the fused kernel
         # keeps them in float32).
-        if src.device.type == "cpu" and keys_values[0][0].dtype == torch.float32:
+        if encoded.device.type == "cpu" and encoded.dtype == torch.float32:
             memory = [step_memory(key, value, memory_mask) for key, value in keys_values]
         return TransformerState(
             memory,
