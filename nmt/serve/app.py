@@ -278,11 +278,12 @@ def token_scores(t: Translation) -> list[TokenScore]:
 
 
 def attention_map(translation: Translation) -> AttentionMap | str:
-    """The translation's attention as JSON lists, its pieces labelled; "none" without one."""
+    """The translation's attention as JSON lists, its pieces labelled; "none" without one. The
+    EOS row is there only if the output ended (not at the length limit)."""
     if translation.attention is None:
         return "none"
     src_pieces = [*translation.src_pieces, EOS_PIECE]
-    tgt_pieces = [*translation.tgt_pieces, EOS_PIECE]
+    tgt_pieces = [*translation.tgt_pieces, *[EOS_PIECE] * translation.ended]
     weights = translation.attention
     assert weights.shape[-2:] == (len(tgt_pieces), len(src_pieces)), weights.shape
     return AttentionMap(

@@ -77,6 +77,23 @@ def test_attention_comes_with_its_pieces(client: TestClient, translator: Transla
         torch.testing.assert_close(weights.sum(-1), torch.ones(shape[:3]), atol=1e-3, rtol=0)
 
 
+def test_attention_of_an_output_stopped_at_the_length_limit(
+    client: TestClient, translator: Translator
+) -> None:
+    """An output cut at the length limit has no EOS, so its attention has no EOS row: it used to
+    be labelled with one anyway and the request failed with a 500."""
+    limit = {"max_len_a": 0.0, "max_len_b": 2}
+    response = post(client, texts=SENTENCES[:1], attention=True, **limit)
+    assert response.status_code == 200, response.text
+    [truth] = translator.translate_nbest(
+        SENTENCES[:1], translator.default_options.updated(**limit), return_attention=True
+    )[0][:1]
+    assert not truth.ended and len(truth.tgt_pieces) == 2
+    att = response.json()["translations"][0]["sentences"][0]["hypotheses"][0]["attention"]
+    assert att["tgt_pieces"] == truth.tgt_pieces
+    assert torch.tensor(att["weights"]).shape[-2:] == (2, len(truth.src_pieces) + 1)
+
+
 def test_health_and_model_description(client: TestClient, trained_model_dir: Path) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["queued"] == 0
